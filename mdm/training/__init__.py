@@ -1,0 +1,1 @@
+"""Training infrastructure shared by the MDM trainer and the co-training loop."""
