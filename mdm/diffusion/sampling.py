@@ -1,0 +1,89 @@
+"""The reverse-diffusion sampling loop around an x0-predicting model, and classifier-free guidance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mdm.diffusion.scheduler import DiffusionScheduler, standard_normal
+
+ModelFn = Callable[[Tensor, Tensor], Tensor]
+"""``model_fn(x_t [B, ...], t [B] int64) -> x0 [B, ...]``; conditioning is closed over by the caller."""
+
+X0Guidance = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``guidance(x0_pred [B, ...], x_t [B, ...], t [B] int64) -> x0_pred [B, ...]``."""
+
+
+def classifier_free_guidance(cond_x0: Tensor, uncond_x0: Tensor, scale: float) -> Tensor:
+    """Combine conditional and unconditional predictions: ``uncond + scale * (cond - uncond)``.
+
+    Args:
+        cond_x0: conditional x0 prediction ``[B, ...]``.
+        uncond_x0: unconditional x0 prediction ``[B, ...]``.
+        scale: guidance scale; 1 gives ``cond_x0``, 0 gives ``uncond_x0``.
+
+    Returns:
+        guided x0 prediction ``[B, ...]``.
+    """
+    return uncond_x0 + scale * (cond_x0 - uncond_x0)
+
+
+@torch.no_grad()
+def sample(
+    model_fn: ModelFn,
+    scheduler: DiffusionScheduler,
+    shape: Sequence[int],
+    *,
+    num_inference_steps: int,
+    method: str = "ddim",
+    eta: float = 0.0,
+    spacing: str = "trailing",
+    generator: torch.Generator | None = None,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+    x0_guidance: X0Guidance | None = None,
+    progress: bool = False,
+    init_noise: Tensor | None = None,
+) -> Tensor:
+    """Run the full reverse process from pure noise to clean samples.
+
+    Runs under ``torch.no_grad()``; a guidance hook that needs gradients (classifier guidance)
+    opens ``torch.enable_grad()`` itself. Calls ``scheduler.set_timesteps``, so the scheduler keeps
+    this respacing afterwards.
+
+    Args:
+        model_fn: ``(x_t [B, ...], t [B] int64) -> x0 [B, ...]``; t are original training steps.
+        scheduler: the noise scheduler the model was trained with.
+        shape: ``[B, ...]`` of the samples, e.g. ``[B, T, J, C]``.
+        num_inference_steps: number of reverse steps (respacing), ``<= scheduler.num_train_timesteps``.
+        method: ``ddim`` or ``ddpm``.
+        eta: DDIM noise scale (0 deterministic, 1 the DDPM posterior).
+        spacing: which training steps to keep: ``trailing``, ``leading`` or ``linspace``.
+        generator: random generator for the initial and per-step noise.
+        device: device of the samples and of ``t``.
+        dtype: floating dtype of the samples.
+        x0_guidance: optional ``(x0_pred, x_t, t) -> x0_pred`` applied after every model call.
+        progress: show a tqdm progress bar.
+        init_noise: optional starting ``x_T`` of ``shape`` (drawn from ``generator`` otherwise).
+
+    Returns:
+        clean samples ``[B, ...]`` of ``shape``.
+    """
+    shape = tuple(shape)
+    scheduler.set_timesteps(num_inference_steps, spacing=spacing)
+    if init_noise is None:
+        x = standard_normal(shape, generator=generator, device=device, dtype=dtype)
+    elif tuple(init_noise.shape) != shape:
+        raise ValueError(f"init_noise has shape {tuple(init_noise.shape)}, expected {shape}")
+    else:
+        x = init_noise.to(device=device, dtype=dtype)
+    for timestep in tqdm(scheduler.timesteps.tolist(), desc="sampling", disable=not progress):
+        t = torch.full((shape[0],), timestep, dtype=torch.int64, device=device)
+        pred_x0 = model_fn(x, t)
+        if x0_guidance is not None:
+            pred_x0 = x0_guidance(pred_x0, x, t)
+        x = scheduler.step(pred_x0, timestep, x, eta=eta, method=method, generator=generator).prev_sample
+    return x
