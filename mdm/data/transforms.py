@@ -1,0 +1,343 @@
+"""Per-clip transforms of the training-time data pipeline: sampling, centring, view, augmentation.
+
+Every function takes one clip as a numpy array, ``[T, J, 3]`` (one person) or
+``[T, M, J, 3]`` (M persons), and returns a new array; random ones take an explicit
+``np.random.Generator``. An absent person (all zeros in a frame) stays all zeros.
+:func:`prepare_clip` chains them according to a :class:`ClipPipelineConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mdm.errors import ConfigError
+from mdm.skeleton import Skeleton
+
+
+def _persons(clip: np.ndarray) -> np.ndarray:
+    """View of a clip as ``[T, M, J, 3]`` (M = 1 for a one-person clip)."""
+    if clip.ndim == 3:
+        return clip[:, None]
+    if clip.ndim == 4:
+        return clip
+    raise ValueError(f"a clip must be [T, J, 3] or [T, M, J, 3], got shape {list(clip.shape)}")
+
+
+def present_mask(clip: np.ndarray) -> np.ndarray:
+    """bool ``[T, M]``: True where a person is present (not all zeros) in a frame."""
+    return np.any(_persons(clip) != 0, axis=(-2, -1))
+
+
+def _check_length(clip: np.ndarray, num_frames: int) -> None:
+    if clip.shape[0] < 1:
+        raise ValueError("a clip needs at least one frame")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+
+
+def pad_frames(clip: np.ndarray, num_frames: int) -> tuple[np.ndarray, int]:
+    """Zero-pad (or keep) a clip of at most ``num_frames`` frames at its end.
+
+    Returns:
+        the clip ``[num_frames, ...]`` and its valid length (frames before the padding).
+    """
+    valid = clip.shape[0]
+    if valid > num_frames:
+        raise ValueError(f"cannot pad a clip of {valid} frames to {num_frames}")
+    out = np.zeros((num_frames,) + clip.shape[1:], dtype=clip.dtype)
+    out[:valid] = clip
+    return out, valid
+
+
+def random_crop(clip: np.ndarray, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A random window of ``num_frames`` consecutive frames; shorter clips are zero-padded.
+
+    Returns:
+        the clip ``[num_frames, ...]`` and its valid length ``min(T, num_frames)``.
+    """
+    _check_length(clip, num_frames)
+    start = int(rng.integers(0, max(clip.shape[0] - num_frames, 0) + 1))
+    return pad_frames(clip[start:start + num_frames], num_frames)
+
+
+def center_crop(clip: np.ndarray, num_frames: int) -> tuple[np.ndarray, int]:
+    """The central window of ``num_frames`` frames (evaluation); shorter clips are zero-padded.
+
+    Returns:
+        the clip ``[num_frames, ...]`` and its valid length ``min(T, num_frames)``.
+    """
+    _check_length(clip, num_frames)
+    start = max(clip.shape[0] - num_frames, 0) // 2
+    return pad_frames(clip[start:start + num_frames], num_frames)
+
+
+def interpolate_frames(clip: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation of a clip at fractional frame positions.
+
+    A person absent in either neighbouring frame is not blended with zeros: the nearest
+    frame is taken instead, so absent persons stay all zeros.
+
+    Args:
+        clip: ``[T, J, 3]`` or ``[T, M, J, 3]``.
+        positions: float ``[N]`` in ``[0, T - 1]``.
+
+    Returns:
+        ``[N, ...]`` with the dtype of ``clip``.
+    """
+    persons = _persons(clip)
+    last = clip.shape[0] - 1
+    positions = np.clip(np.asarray(positions, dtype=np.float64), 0.0, last)
+    low = np.floor(positions).astype(np.int64)
+    high = np.minimum(low + 1, last)
+    weight = (positions - low)[:, None, None, None]
+    blended = (1.0 - weight) * persons[low] + weight * persons[high]
+    present = present_mask(clip)
+    both = (present[low] & present[high])[:, :, None, None]
+    nearest = persons[np.rint(positions).astype(np.int64)]
+    out = np.where(both, blended, nearest).astype(clip.dtype)
+    return out.reshape((len(positions),) + clip.shape[1:])
+
+
+def _check_fraction_range(window_range: tuple[float, float], name: str) -> None:
+    low, high = window_range
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"{name} must satisfy 0 < low <= high <= 1, got {tuple(window_range)}")
+
+
+def resample(
+    clip: np.ndarray,
+    num_frames: int,
+    rng: np.random.Generator | None = None,
+    window_range: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
+    """Uniform temporal resampling by linear interpolation to exactly ``num_frames`` frames.
+
+    Without ``rng`` the whole clip is resampled (evaluation). With ``rng`` (training) a
+    random sub-window is resampled: its share of the clip is drawn uniformly from
+    ``window_range`` and its start uniformly among the positions that fit.
+
+    Returns:
+        ``[num_frames, ...]``; every frame is valid.
+    """
+    _check_length(clip, num_frames)
+    _check_fraction_range(window_range, "window_range")
+    span = float(clip.shape[0] - 1)
+    start = 0.0
+    if rng is not None:
+        span *= float(rng.uniform(window_range[0], window_range[1]))
+        start = float(rng.uniform(0.0, clip.shape[0] - 1 - span))
+    return interpolate_frames(clip, start + np.linspace(0.0, span, num_frames))
+
+
+def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
+    """Play a clip ``factor`` times faster: ``max(1, round(T / factor))`` frames by interpolation."""
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    frames = max(1, int(round(clip.shape[0] / factor)))
+    return interpolate_frames(clip, np.linspace(0.0, clip.shape[0] - 1, frames))
+
+
+def _reference_root(persons: np.ndarray, present: np.ndarray, root: int) -> np.ndarray:
+    """float ``[T, 3]``: per frame the root of the first present person (zeros if none)."""
+    first = np.argmax(present, axis=1)
+    origin = persons[np.arange(len(persons)), first, root]
+    return np.where(present.any(axis=1)[:, None], origin, 0.0)
+
+
+def centre(clip: np.ndarray, skeleton: Skeleton, mode: Literal["first_frame", "per_frame"]) -> np.ndarray:
+    """Subtract a root position from every present person.
+
+    ``first_frame``: the root of the first present person in the first frame where anyone
+    is present (one translation for the whole clip; persons keep their relative places).
+    ``per_frame``: in each frame, the root of that frame's first present person.
+    """
+    persons = _persons(clip)
+    present = present_mask(clip)
+    origins = _reference_root(persons, present, skeleton.root)
+    if mode == "first_frame":
+        origins = np.broadcast_to(origins[np.argmax(present.any(axis=1))], origins.shape)
+    elif mode != "per_frame":
+        raise ValueError(f"unknown centring mode {mode!r}; expected 'first_frame' or 'per_frame'")
+    out = np.where(present[:, :, None, None], persons - origins[:, None, None, :], 0.0)
+    return out.astype(clip.dtype).reshape(clip.shape)
+
+
+def rotation_about_axis(angle: float, axis: int) -> np.ndarray:
+    """float64 ``[3, 3]`` right-handed rotation by ``angle`` radians about coordinate ``axis``."""
+    i, j = (axis + 1) % 3, (axis + 2) % 3
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.eye(3)
+    rotation[i, i], rotation[i, j], rotation[j, i], rotation[j, j] = c, -s, s, c
+    return rotation
+
+
+def rotate_vertical(clip: np.ndarray, angle: float, up_axis: int) -> np.ndarray:
+    """Rotate a clip by ``angle`` radians about the vertical axis through the origin."""
+    rotation = rotation_about_axis(angle, up_axis)
+    return (clip @ rotation.T).astype(clip.dtype)
+
+
+def lateral_axis(up_axis: int) -> int:
+    """The left/right coordinate: x, or z when x is up."""
+    return 2 if up_axis == 0 else 0
+
+
+def _side_pair(skeleton: Skeleton) -> tuple[int, int]:
+    """``(left, right)`` hips of a skeleton, else its shoulders, found among its mirror pairs."""
+    for part in ("hip", "shoulder"):
+        for left, right in skeleton.mirror_pairs:
+            if part in skeleton.joint_names[left].lower() and part in skeleton.joint_names[right].lower():
+                return left, right
+    raise ConfigError(
+        f"skeleton {skeleton.name} has no left/right hips or shoulders among its mirror pairs, "
+        "so the view cannot be normalised; turn view_normalise off"
+    )
+
+
+def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Rotate about the vertical axis so the first frame's hip line lies along x.
+
+    Uses the left/right hips of the skeleton (its shoulders if it has no hips) of the first
+    present person in the first frame where anyone is present; afterwards the vector from
+    the right to the left joint points along the positive lateral axis (+x for a y-up or
+    z-up skeleton). A degenerate (vertical) line leaves the clip as it is.
+    """
+    left, right = _side_pair(skeleton)
+    persons = _persons(clip)
+    present = present_mask(clip)
+    frame = int(np.argmax(present.any(axis=1)))
+    person = int(np.argmax(present[frame]))
+    line = persons[frame, person, left].astype(np.float64) - persons[frame, person, right]
+    up = skeleton.up_axis
+    i, j = (up + 1) % 3, (up + 2) % 3
+    if np.hypot(line[i], line[j]) < 1e-8:
+        return clip.copy()
+    side = lateral_axis(up)
+    target = np.pi / 2 if side == j else 0.0
+    angle = target - np.arctan2(line[j], line[i])
+    return rotate_vertical(clip, angle, up)
+
+
+def scale(clip: np.ndarray, factor: float) -> np.ndarray:
+    """Multiply every coordinate by ``factor`` (about the origin)."""
+    return (clip * factor).astype(clip.dtype)
+
+
+def mirror(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Left/right mirror: swap the skeleton's mirror pairs and negate the lateral axis."""
+    if not skeleton.mirror_pairs:
+        raise ConfigError(
+            f"skeleton {skeleton.name} has no left/right joint pairs, so a clip cannot be mirrored; set mirror_prob to 0"
+        )
+    out = clip[..., skeleton.mirror_permutation, :].copy()
+    out[..., lateral_axis(skeleton.up_axis)] *= -1
+    return out
+
+
+def _check_range(config_range: tuple[float, float], name: str, positive: bool) -> None:
+    low, high = config_range
+    if low > high or (positive and low <= 0):
+        need = "0 < low <= high" if positive else "low <= high"
+        raise ConfigError(f"{name}: expected [low, high] with {need}, got {list(config_range)}")
+
+
+@dataclass
+class ClipPipelineConfig:
+    """How one clip becomes a fixed-length training or evaluation sample.
+
+    Attributes:
+        num_frames: frames of every output clip.
+        sampling: ``resample`` (interpolate the clip, or in training a random sub-window of
+            it, to exactly ``num_frames``) or ``crop`` (``num_frames`` consecutive frames,
+            random in training, central in evaluation; shorter clips are zero-padded and masked).
+        centre: ``none``, ``first_frame`` (subtract the root of the first frame) or
+            ``per_frame`` (subtract each frame's root).
+        view_normalise: rotate about the vertical axis so the first frame's hip line lies along x.
+        rotation_deg: training only: random rotation about the vertical axis in
+            ``[-rotation_deg, rotation_deg]`` degrees.
+        scale_range: training only: random scale factor in ``[low, high]``.
+        mirror_prob: training only: probability of a left/right mirror.
+        speed_range: training only, ``crop`` sampling: random speed factor in ``[low, high]``
+            (above 1 is faster). With ``resample`` the window share sets the speed instead.
+        window_range: training only, ``resample`` sampling: share of the clip covered by
+            the random sub-window, in ``[low, high]`` within ``(0, 1]``.
+    """
+
+    num_frames: int = 64
+    sampling: Literal["resample", "crop"] = "resample"
+    centre: Literal["none", "first_frame", "per_frame"] = "first_frame"
+    view_normalise: bool = False
+    rotation_deg: float = 0.0
+    scale_range: tuple[float, float] = (1.0, 1.0)
+    mirror_prob: float = 0.0
+    speed_range: tuple[float, float] = (1.0, 1.0)
+    window_range: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.sampling not in ("resample", "crop"):
+            raise ConfigError(f"sampling must be 'resample' or 'crop', got {self.sampling!r}")
+        if self.centre not in ("none", "first_frame", "per_frame"):
+            raise ConfigError(f"centre must be 'none', 'first_frame' or 'per_frame', got {self.centre!r}")
+        if self.rotation_deg < 0:
+            raise ConfigError(f"rotation_deg must be >= 0, got {self.rotation_deg}")
+        if not 0.0 <= self.mirror_prob <= 1.0:
+            raise ConfigError(f"mirror_prob must lie in [0, 1], got {self.mirror_prob}")
+        _check_range(self.scale_range, "scale_range", positive=True)
+        _check_range(self.speed_range, "speed_range", positive=True)
+        _check_range(self.window_range, "window_range", positive=True)
+        if self.window_range[1] > 1.0:
+            raise ConfigError(f"window_range: the share of the clip cannot exceed 1, got {list(self.window_range)}")
+        if self.sampling == "resample" and tuple(self.speed_range) != (1.0, 1.0):
+            raise ConfigError("speed_range has no effect with sampling 'resample'; use window_range to vary speed")
+        if self.sampling == "crop" and tuple(self.window_range) != (1.0, 1.0):
+            raise ConfigError("window_range applies to sampling 'resample' only; use speed_range with 'crop'")
+
+
+def prepare_clip(
+    clip: np.ndarray,
+    skeleton: Skeleton,
+    config: ClipPipelineConfig,
+    train: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """Sample, centre, normalise and (in training) augment one clip.
+
+    Evaluation (``train=False``) is deterministic and never draws from ``rng``.
+
+    Args:
+        clip: ``[T, J, 3]`` or ``[T, M, J, 3]``.
+
+    Returns:
+        float32 ``[num_frames, ...]`` and the valid length (frames after it are zero padding).
+    """
+    clip = np.asarray(clip, dtype=np.float32)
+    if config.sampling == "resample":
+        out = resample(clip, config.num_frames, rng if train else None, config.window_range)
+        valid = config.num_frames
+    elif train:
+        speed = float(rng.uniform(*config.speed_range))
+        out, valid = random_crop(change_speed(clip, speed) if speed != 1.0 else clip, config.num_frames, rng)
+    else:
+        out, valid = center_crop(clip, config.num_frames)
+    motion = out[:valid]
+    if config.centre != "none":
+        motion = centre(motion, skeleton, config.centre)
+    if config.view_normalise:
+        motion = view_normalise(motion, skeleton)
+    if train:
+        angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
+        factor = float(rng.uniform(*config.scale_range))
+        flip = bool(rng.random() < config.mirror_prob)
+        if angle != 0.0:
+            motion = rotate_vertical(motion, angle, skeleton.up_axis)
+        if factor != 1.0:
+            motion = scale(motion, factor)
+        if flip:
+            motion = mirror(motion, skeleton)
+    out[:valid] = motion
+    return out, valid
