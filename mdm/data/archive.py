@@ -117,12 +117,22 @@ def read_archive(path: str | Path) -> MotionDataset:
     if not path.is_file():
         raise DataFormatError(path, "no such file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
+        npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise DataFormatError(path, f"not a readable .npz archive ({error})") from None
     except ValueError as error:
-        raise DataFormatError(path, f"holds pickled objects, which archives never contain ({error})") from None
+        raise DataFormatError(path, f"not an .npz archive ({error})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataFormatError(path, "holds a single .npy array, not an .npz archive of named keys")
+    data = {}
+    with npz:
+        for key in npz.files:
+            try:
+                data[key] = npz[key]
+            except ValueError:
+                raise DataFormatError(path, f"key '{key}' holds pickled objects, which archives never contain") from None
+            except (zipfile.BadZipFile, OSError, EOFError) as error:
+                raise DataFormatError(path, f"key '{key}' is unreadable ({error})") from None
     _validate(path, data)
 
     joints = np.ascontiguousarray(data["joints"], dtype=np.float32)
