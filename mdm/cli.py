@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from mdm.errors import UserError
+import yaml
+
+from mdm.errors import ConfigError, UserError
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
@@ -25,3 +27,14 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def parse_key_value(text: str, flag: str) -> tuple[str, object]:
+    """A ``KEY=VALUE`` flag value -> ``(key, value)``, the value read as YAML (``2``, ``xview``, ``[1, 2]``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{flag} expects KEY=VALUE, got {text!r}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(f"{flag} {key}: cannot read the value {value!r}") from None

@@ -1,0 +1,41 @@
+"""Convert a dataset in any readable format into one motion archive (.npz).
+
+    python run/convert_dataset.py --format nw-ucla --input ../shared/data/NW-UCLA/all_sqe \
+        --output datasets/nw_ucla.npz [--min-frames 2] [--option protocol=xview]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mdm.cli import parse_key_value, run_main
+from mdm.data.archive import write_archive
+from mdm.data.readers import DEFAULT_MIN_FRAMES, READERS, read_dataset
+from mdm.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--format", required=True, choices=sorted(READERS), help="format of the input")
+    parser.add_argument("--input", required=True, help="the dataset's file or folder")
+    parser.add_argument("--output", required=True, help="the archive to write (.npz)")
+    parser.add_argument("--min-frames", type=int, default=DEFAULT_MIN_FRAMES,
+                        help=f"drop clips shorter than this, with a warning (default {DEFAULT_MIN_FRAMES})")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the format's reader, e.g. protocol=xview for ntu-skeleton (repeatable)")
+    args = parser.parse_args(argv)
+    if Path(args.output).suffix != ".npz":
+        raise ConfigError(f"--output {args.output}: an archive's name must end in .npz")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = dict(parse_key_value(text, "--option") for text in args.option)
+    dataset = read_dataset(args.format, args.input, min_frames=args.min_frames, **options)
+    path = write_archive(dataset, args.output)
+    print(dataset.summary())
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
