@@ -1,0 +1,1 @@
+"""Benchmark suites run by ``run/benchmark.py``: each module exposes ``SuiteConfig`` and ``run_suite``."""
