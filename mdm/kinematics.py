@@ -22,6 +22,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ import yaml
 from mdm import ASSETS_DIR
 from mdm.errors import DataFormatError, UserError
 from mdm.skeleton import check_parents, load_skeleton
+
+if TYPE_CHECKING:
+    import smplx
 
 DEFAULT_SMPL_OFFSETS_PATH = ASSETS_DIR / "skeletons" / "smpl_rest_offsets.yaml"
 SMPL_GENDERS = ("neutral", "male", "female")
@@ -200,6 +204,34 @@ def find_smpl_model_file(smpl_dir: str | Path, gender: str = "neutral") -> Path:
     )
 
 
+def load_smpl_model(smpl_dir: str | Path, gender: str = "neutral") -> smplx.SMPL:
+    """The ``smplx`` SMPL model of the user's ``SMPL_<GENDER>.pkl``, its kinematic tree checked.
+
+    The model file is a pickle: load only files from a trusted source.
+
+    Args:
+        smpl_dir: folder holding ``SMPL_<GENDER>.pkl`` (directly or in ``smpl/``).
+        gender: ``neutral``, ``male`` or ``female``.
+
+    Raises:
+        UserError: no such file (see :func:`find_smpl_model_file`).
+        DataFormatError: the file is not a SMPL model of the 24-joint tree.
+    """
+    import smplx  # imported here: only SMPL users need it
+
+    path = find_smpl_model_file(smpl_dir, gender)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note on every 10-beta SMPL file
+            model = smplx.SMPL(model_path=str(path), gender=gender)
+    except Exception as exc:  # a broken or foreign file: any unpickling/shape error
+        raise DataFormatError(path, f"not a readable SMPL model file ({type(exc).__name__}: {exc})") from exc
+    parents = [int(p) for p in model.parents.tolist()]
+    parents[0] = -1
+    if parents != list(load_skeleton("smpl_24").parents):
+        raise DataFormatError(path, f"kinematic tree {parents} is not the SMPL 24-joint tree")
+    return model
+
+
 def smpl_rest_offsets_from_model(smpl_dir: str | Path, gender: str = "neutral") -> torch.Tensor:
     """Rest offsets of the mean-shape SMPL body from user-supplied model files.
 
@@ -214,19 +246,8 @@ def smpl_rest_offsets_from_model(smpl_dir: str | Path, gender: str = "neutral") 
     Returns:
         float32 ``[24, 3]`` in SMPL joint order, metres.
     """
-    import smplx  # imported here: only this function needs it
-
-    path = find_smpl_model_file(smpl_dir, gender)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note on every 10-beta SMPL file
-            model = smplx.SMPL(model_path=str(path), gender=gender)
-    except Exception as exc:  # a broken or foreign file: any unpickling/shape error
-        raise DataFormatError(path, f"not a readable SMPL model file ({type(exc).__name__}: {exc})") from exc
-    parents = [int(p) for p in model.parents.tolist()]
-    parents[0] = -1
+    model = load_smpl_model(smpl_dir, gender)
     expected = list(load_skeleton("smpl_24").parents)
-    if parents != expected:
-        raise DataFormatError(path, f"kinematic tree {parents} is not the SMPL 24-joint tree")
     rest_joints = model.J_regressor.to(torch.float64) @ model.v_template.to(torch.float64)
     offsets = torch.zeros_like(rest_joints)
     offsets[1:] = rest_joints[1:] - rest_joints[expected[1:]]
