@@ -68,7 +68,8 @@ def _nw_ucla_record(**changes: object) -> dict[str, object]:
         ("a01_s01_e00_v01.json", json.dumps({"skeletons": [], "label": 1}), "'file_name'"),
         ("a01_s01_e00_v01.json", json.dumps({"file_name": "a01_s01_e00_v01", "skeletons": []}), "'label'"),
         ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=np.zeros((3, 19, 3)).tolist())), "[T, 20, 3]"),
-        ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=[[[0, 0, 0]] * 20, [[0, 0]] * 20])), "'skeletons'"),
+        ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=[[[0, 0, 0]] * 20, [[0, 0]] * 20])),
+         "'skeletons'"),
         ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=[])), "'skeletons'"),
         ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=[[[float("nan"), 0, 0]] * 20])), "NaN"),
         ("a01_s01_e00_v01.json", json.dumps(_nw_ucla_record(skeletons=[[[float("inf"), 0, 0]] * 20])), "NaN"),
@@ -213,7 +214,8 @@ def test_ntu_follows_bodies_by_id_and_drops_frames_without_them(tmp_path: Path) 
     [("xsub", ["train", "test", "test"]), ("xview", ["test", "train", "train"]),
      ("xsub120", ["train", "test", "train"]), ("xset", ["test", "train", "train"]), (None, None)],
 )
-def test_ntu_protocols_write_the_standard_split(tmp_path: Path, protocol: str | None, expected: list[str] | None) -> None:
+def test_ntu_protocols_write_the_standard_split(tmp_path: Path, protocol: str | None,
+                                                expected: list[str] | None) -> None:
     body = _body(0, 2, 0.1)
     frames = [[("1", body[t])] for t in range(2)]
     for name in ("S001C001P001R001A001", "S002C002P003R001A001", "S004C003P045R001A001"):

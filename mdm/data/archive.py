@@ -130,7 +130,8 @@ def read_archive(path: str | Path) -> MotionDataset:
             try:
                 data[key] = npz[key]
             except ValueError:
-                raise DataFormatError(path, f"key '{key}' holds pickled objects, which archives never contain") from None
+                problem = f"key '{key}' holds pickled objects, which archives never contain"
+                raise DataFormatError(path, problem) from None
             except (zipfile.BadZipFile, OSError, EOFError) as error:
                 raise DataFormatError(path, f"key '{key}' is unreadable ({error})") from None
     _validate(path, data)

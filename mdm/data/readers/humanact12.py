@@ -60,7 +60,9 @@ def read_humanact12(path: Path) -> MotionDataset:
     for file in list_clip_files(path, ".npy"):
         match = NAME_PATTERN.fullmatch(file.stem)
         if match is None:
-            raise DataFormatError(file, "file name must look like PxxGxxRxxFxxxxTxxxxAxxxx.npy (e.g. P01G01R01F0001T0064A0101.npy)")
+            raise DataFormatError(
+                file, "file name must look like PxxGxxRxxFxxxxTxxxxAxxxx.npy (e.g. P01G01R01F0001T0064A0101.npy)"
+            )
         action = int(match.group(6))
         if action not in label_of_action:
             raise DataFormatError(file, f"coarse action code {action:02d} in the file name is not in 01..12")

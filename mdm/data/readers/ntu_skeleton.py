@@ -103,12 +103,14 @@ class _Lines:
         rows = [line.split() for line in self.take(NUM_JOINTS, f"{NUM_JOINTS} joint lines")]
         for offset, row in enumerate(rows):
             if len(row) != JOINT_VALUES:
-                raise self.fail(f"expected a joint line ({JOINT_VALUES} values), got {len(row)} values", start + offset + 1)
+                raise self.fail(f"expected a joint line ({JOINT_VALUES} values), got {len(row)} values",
+                                start + offset + 1)
         try:
             joints = np.array([row[:3] for row in rows], dtype=np.float64)
         except ValueError:
-            bad = next(i for i, row in enumerate(rows) if not _all_numbers(row[:3]))
-            raise self.fail(f"joint coordinates are not numbers: {' '.join(rows[bad][:3])!r}", start + bad + 1) from None
+            bad = next(i for i, row in enumerate(rows) if not all(_is_number(token) for token in row[:3]))
+            text = " ".join(rows[bad][:3])
+            raise self.fail(f"joint coordinates are not numbers: {text!r}", start + bad + 1) from None
         if not np.all(np.isfinite(joints)):
             bad = int(np.flatnonzero(~np.all(np.isfinite(joints), axis=1))[0])
             raise self.fail("joint coordinates contain NaN or infinity", start + bad + 1)
@@ -120,9 +122,9 @@ class _Lines:
                 raise self.fail("unexpected content after the last frame", self.index + offset + 1)
 
 
-def _all_numbers(tokens: list[str]) -> bool:
+def _is_number(token: str) -> bool:
     try:
-        [float(token) for token in tokens]
+        float(token)
     except ValueError:
         return False
     return True
@@ -155,7 +157,8 @@ def _parse(file: Path) -> tuple[int, dict[str, _Body]]:
 
 def _two_persons(num_frames: int, bodies: dict[str, _Body]) -> np.ndarray:
     """float32 ``[T, 2, 25, 3]`` of the two most active bodies, frames without either dropped."""
-    ranked = sorted(bodies.items(), key=lambda item: (-item[1].activity(), -len(item[1].frames), item[1].frames[0], item[0]))
+    ranked = sorted(bodies.items(),
+                    key=lambda item: (-item[1].activity(), -len(item[1].frames), item[1].frames[0], item[0]))
     clip = np.zeros((num_frames, NUM_PERSONS, NUM_JOINTS, 3), dtype=np.float32)
     present = np.zeros(num_frames, dtype=bool)
     for person, (_, body) in enumerate(ranked[:NUM_PERSONS]):
@@ -207,7 +210,9 @@ def read_ntu_skeleton(path: Path, protocol: str | None = "xsub") -> MotionDatase
     for file in list_clip_files(path, ".skeleton"):
         match = NAME_PATTERN.fullmatch(file.stem)
         if match is None:
-            raise DataFormatError(file, "file name must look like SsssCcccPpppRrrrAaaa.skeleton (e.g. S001C001P001R001A001.skeleton)")
+            raise DataFormatError(
+                file, "file name must look like SsssCcccPpppRrrrAaaa.skeleton (e.g. S001C001P001R001A001.skeleton)"
+            )
         action = int(match.group(5))
         if action not in table:
             raise DataFormatError(file, f"action code A{action:03d} in the file name is not in A001..A120")
