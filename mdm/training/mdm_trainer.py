@@ -1,0 +1,271 @@
+"""Training the motion diffusion model alone, on Accelerate (CPU, one GPU, or many).
+
+A run folder holds::
+
+    config.yaml           the resolved config
+    checkpoints/          resumable checkpoints (see mdm.training.checkpoint)
+    log.csv               training loss per log interval, validation loss per evaluation
+    loss_curves.png       both curves
+    generator/            the EMA denoiser ready for sampling (mdm.generator.MotionGenerator)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from mdm.config import save_yaml
+from mdm.data.dataset import MotionDataset
+from mdm.data.loader import ClipDataset, collate_clips
+from mdm.data.sources import DataConfig, load_training_data
+from mdm.data.transforms import ClipPipelineConfig
+from mdm.errors import ConfigError
+from mdm.generator import DiffusionConfig, MotionGenerator, generator_spec_for
+from mdm.losses import DiffusionLossWeights
+from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
+from mdm.representation import NormStats, PositionRepresentation
+from mdm.training.batches import EpochBatchSampler
+from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from mdm.training.ema import EMA
+from mdm.training.logs import CSVLogger, plot_curves
+from mdm.training.objective import DiffusionObjective
+from mdm.training.optim import OptimConfig, make_optimizer
+from mdm.training.stopping import StopFlag
+
+logger = logging.getLogger("mdm.train")
+VALIDATION_SEED = 1234
+
+
+@dataclass
+class MDMTrainConfig:
+    """Everything a diffusion training run needs (saved as the run's ``config.yaml``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
+        num_frames=60, sampling="resample", centre="first_frame", rotation_deg=0.0))
+    preset: str = "cpu"
+    denoiser_overrides: dict[str, Any] = field(default_factory=dict)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    loss: DiffusionLossWeights = field(default_factory=DiffusionLossWeights)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 64
+    max_steps: int = 2000
+    ema_decay: float = 0.999
+    mixed_precision: str = "no"
+    log_every: int = 25
+    val_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ConfigError("max_steps and batch_size must be positive")
+
+
+def single_person(dataset: MotionDataset) -> MotionDataset:
+    """The main (first) person of multi-person clips; one-person datasets unchanged."""
+    if not dataset.is_multi_person:
+        return dataset
+    logger.warning("the generator models one person: keeping the first person of each %d-person clip",
+                   dataset.num_persons)
+    return replace(dataset, clips=[clip[:, 0] for clip in dataset.clips])
+
+
+def fit_feature_stats(dataset: MotionDataset, pipeline: ClipPipelineConfig,
+                      representation: PositionRepresentation) -> NormStats:
+    """Normalisation statistics of the evaluation-mode features of ``dataset`` (no augmentation)."""
+    clips = ClipDataset(dataset, pipeline, train=False)
+    features = []
+    for index in range(len(clips)):
+        item = clips[index]
+        valid = item["motion"][: int(item["length"])]
+        features.append(representation.encode(valid[None])[0])
+    return NormStats.fit(features)
+
+
+def make_eval_loader(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int) -> DataLoader:
+    """Deterministic loader over every clip of ``dataset``, in order."""
+    return DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size, shuffle=False,
+                      collate_fn=collate_clips)
+
+
+class MDMTrainer:
+    """Trains a :class:`MotionDenoiser` on one dataset; see the module docstring for outputs."""
+
+    def __init__(self, config: MDMTrainConfig, output_dir: str | Path, *, progress: bool = True) -> None:
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.progress = progress
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        set_seed(config.seed)
+        dataset = single_person(load_training_data(config.data))
+        self.train_set = dataset.split_subset("train")
+        self.val_set = dataset.split_subset("val")
+        self.representation = PositionRepresentation(dataset.skeleton)
+        stats = fit_feature_stats(self.train_set, config.pipeline, self.representation)
+        denoiser_config = denoiser_preset(
+            config.preset,
+            **{"num_joints": self.representation.num_slots, "num_channels": self.representation.num_channels,
+               "num_classes": dataset.num_classes, **config.denoiser_overrides},
+        )
+        self.spec = generator_spec_for(dataset, denoiser_config, config.diffusion, config.pipeline.num_frames)
+        model = MotionDenoiser(denoiser_config)
+        self.ema = EMA(model, decay=config.ema_decay)
+        self.objective = DiffusionObjective(config.diffusion.make_scheduler(), self.representation, stats, config.loss)
+        optimizer, lr_schedule = make_optimizer(model.parameters(), config.optim, config.max_steps)
+        self.model, self.optimizer, self.lr_schedule = self.accelerator.prepare(model, optimizer, lr_schedule)
+        self.ema.model.to(self.accelerator.device)
+        self.sampler = EpochBatchSampler(self.train_set.labels, config.batch_size, config.seed,
+                                         process_index=self.accelerator.process_index,
+                                         num_processes=self.accelerator.num_processes)
+        self.train_clips = ClipDataset(self.train_set, config.pipeline, train=True, seed=config.seed)
+        # A private generator: creating an iterator must not draw from the global RNG, or a resumed
+        # run (which starts an iterator mid-epoch) would diverge from a straight one.
+        self.train_loader = DataLoader(self.train_clips, batch_sampler=self.sampler, collate_fn=collate_clips,
+                                       num_workers=config.num_workers, generator=torch.Generator())
+        self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
+        self.state = TrainingState()
+        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def _checkpoint_objects(self) -> dict[str, Any]:
+        return {
+            "models": {"denoiser": self.accelerator.unwrap_model(self.model)},
+            "optimizers": {"denoiser": self.optimizer},
+            "schedulers": {"denoiser": self.lr_schedule},
+            "emas": {"denoiser": self.ema},
+        }
+
+    def save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_checkpoint(self.checkpoint_dir, **self._checkpoint_objects(), state=self.state, config=self.config)
+
+    def resume(self) -> None:
+        """Continue from the latest checkpoint of the run folder."""
+        self.state = load_checkpoint(latest_checkpoint(self.checkpoint_dir), **self._checkpoint_objects())
+        if self.log is not None:
+            self.log.truncate_after(self.state.step)
+        logger.info("resumed at step %d", self.state.step)
+
+    def _batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device = self.accelerator.device
+        motion = batch["motion"].to(device)
+        return self.objective.features(motion), batch["mask"].to(device), batch["label"].to(device)
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Mean denoising loss of the EMA model on the validation clips, with fixed noise."""
+        generator = torch.Generator().manual_seed(VALIDATION_SEED)
+        total, count = 0.0, 0
+        for batch in self.val_loader:
+            x0, mask, labels = self._batch(batch)
+            loss, _ = self.objective(self.ema.model, x0, mask, labels, generator=generator)
+            total += float(loss) * len(labels)
+            count += len(labels)
+        return total / max(count, 1)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        self.model.train()
+        x0, mask, labels = self._batch(batch)
+        loss, terms = self.objective(self.model, x0, mask, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        if self.config.optim.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.ema.update(self.accelerator.unwrap_model(self.model))
+        return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}
+
+    def fit(self, max_minutes: float | None = None, stop_at_step: int | None = None) -> Path:
+        """Train until ``max_steps`` (or the time budget, a stop signal, or ``stop_at_step``).
+
+        Stopping early saves a checkpoint that ``--resume`` continues exactly. Returns the run folder.
+        """
+        config = self.config
+        last_step = min(config.max_steps, stop_at_step or config.max_steps)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.accelerator.is_main_process:
+            save_yaml(config, self.output_dir / "config.yaml")
+            logger.info("denoiser: %s parameters; %d train / %d val clips",
+                        f"{count_parameters(self.accelerator.unwrap_model(self.model)):,}",
+                        len(self.train_set), len(self.val_set))
+        steps_per_epoch = len(self.sampler)
+        bar = tqdm(total=config.max_steps, initial=self.state.step, desc="mdm", unit="step",
+                   disable=not (self.progress and self.accelerator.is_main_process))
+        running: list[float] = []
+        started = time.monotonic()
+        with StopFlag(max_minutes) as stop:
+            while self.state.step < last_step and not stop.should_stop():
+                epoch, start_batch = divmod(self.state.step, steps_per_epoch)
+                self.state.epoch = epoch
+                self.sampler.set_epoch(epoch, start_batch)
+                self.train_clips.set_epoch(epoch)
+                for batch in self.train_loader:
+                    loss, _ = self.train_step(batch)
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"diffusion loss became {loss} at step {self.state.step}")
+                    self.state.step += 1
+                    running.append(loss)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_schedule.get_last_lr()[0]:.2e}")
+                    self._after_step(running, started)
+                    if self.state.step >= last_step or stop.should_stop():
+                        break
+        bar.close()
+        if stop.reason:
+            logger.warning("stopping at step %d (%s); resume with --resume %s", self.state.step, stop.reason,
+                           self.output_dir)
+        self.save()
+        self.finish()
+        return self.output_dir
+
+    def _after_step(self, running: list[float], started: float) -> None:
+        config, step = self.config, self.state.step
+        if self.log is not None and step % config.log_every == 0:
+            self.log.log({"step": step, "train_loss": float(np.mean(running)),
+                          "lr": self.lr_schedule.get_last_lr()[0], "elapsed_s": time.monotonic() - started})
+            running.clear()
+        if step % config.val_every == 0 or step == config.max_steps:
+            val = self.validation_loss()
+            if self.log is not None:
+                self.log.log({"step": step, "val_loss": val})
+        if step % config.checkpoint_every == 0:
+            self.save()
+
+    def finish(self) -> None:
+        """Write the EMA generator and the loss curves (main process)."""
+        if not self.accelerator.is_main_process:
+            return
+        generator = MotionGenerator(self.spec, self.ema.model, self.objective.stats)
+        generator.save(self.output_dir / "generator")
+        if (self.output_dir / "log.csv").is_file():
+            plot_curves(self.output_dir / "log.csv", self.output_dir / "loss_curves.png",
+                        {"diffusion loss": ["train_loss", "val_loss"]})
+
+
+def train_mdm(config: MDMTrainConfig, output_dir: str | Path, *, resume: bool = False,
+              max_minutes: float | None = None, progress: bool = True) -> Path:
+    """Train (or, with ``resume``, continue) a diffusion model run in ``output_dir``."""
+    trainer = MDMTrainer(config, output_dir, progress=progress)
+    if resume:
+        trainer.resume()
+    return trainer.fit(max_minutes)
