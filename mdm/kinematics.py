@@ -75,7 +75,8 @@ def forward_kinematics(
 
     ``G_j = G_parent(j) @ R_j`` and ``p_j = p_parent(j) + G_parent(j) @ rest_offsets[j]``;
     the root has ``G_root = R_root`` and ``p_root = root_translation + rest_offsets[root]``.
-    Vectorised over the batch dimensions; the only Python loop is over the tree's depth.
+    Vectorised over the batch dimensions; the only Python loop is over the joints in
+    topological order.
 
     Args:
         local_rotations: ``[..., J, 3, 3]`` local rotation of each joint.
@@ -95,25 +96,20 @@ def forward_kinematics(
     batch_shape = local_rotations.shape[:-3]
     if root_translation.shape != batch_shape + (3,):
         raise ValueError(f"root_translation must be {list(batch_shape) + [3]}, got {list(root_translation.shape)}")
-    offsets = rest_offsets.to(local_rotations).expand(batch_shape + (num_joints, 3))
+    offsets = rest_offsets.to(local_rotations)
     translation = root_translation.to(local_rotations)
 
-    levels = depth_levels(parents_list)
-    root = levels[0][0]
-    global_rotations = local_rotations.clone()
-    positions = offsets.clone()
-    positions = positions.index_copy(-2, torch.tensor([root], device=positions.device),
-                                     (translation + offsets[..., root, :])[..., None, :])
-    for level in levels[1:]:
-        children = torch.tensor(level, device=local_rotations.device)
-        parent_idx = torch.tensor([parents_list[j] for j in level], device=local_rotations.device)
-        parent_rot = global_rotations.index_select(-3, parent_idx)
-        parent_pos = positions.index_select(-2, parent_idx)
-        child_pos = parent_pos + (parent_rot @ offsets.index_select(-2, children)[..., None]).squeeze(-1)
-        child_rot = parent_rot @ local_rotations.index_select(-3, children)
-        positions = positions.index_copy(-2, children, child_pos)
-        global_rotations = global_rotations.index_copy(-3, children, child_rot)
-    return positions
+    order = [joint for level in depth_levels(parents_list) for joint in level]
+    root = order[0]
+    global_rotations: list[torch.Tensor | None] = [None] * num_joints
+    positions: list[torch.Tensor | None] = [None] * num_joints
+    global_rotations[root] = local_rotations[..., root, :, :]
+    positions[root] = (translation + offsets[..., root, :]).expand(batch_shape + (3,))
+    for joint in order[1:]:
+        parent_rotation = global_rotations[parents_list[joint]]
+        positions[joint] = positions[parents_list[joint]] + (parent_rotation @ offsets[..., joint, :, None])[..., 0]
+        global_rotations[joint] = parent_rotation @ local_rotations[..., joint, :, :]
+    return torch.stack(positions, -2)
 
 
 def estimate_rest_offsets(
