@@ -92,7 +92,8 @@ def forward_kinematics(
     if local_rotations.dim() < 3 or tuple(local_rotations.shape[-3:]) != (num_joints, 3, 3):
         raise ValueError(f"local_rotations must be [..., {num_joints}, 3, 3], got {tuple(local_rotations.shape)}")
     if rest_offsets.dim() < 2 or tuple(rest_offsets.shape[-2:]) != (num_joints, 3):
-        raise ValueError(f"rest_offsets must be [{num_joints}, 3] or [..., {num_joints}, 3], got {tuple(rest_offsets.shape)}")
+        raise ValueError(f"rest_offsets must be [{num_joints}, 3] or [..., {num_joints}, 3], "
+                         f"got {tuple(rest_offsets.shape)}")
     batch_shape = local_rotations.shape[:-3]
     if root_translation.shape != batch_shape + (3,):
         raise ValueError(f"root_translation must be {list(batch_shape) + [3]}, got {list(root_translation.shape)}")

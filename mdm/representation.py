@@ -264,7 +264,8 @@ class NormStats:
         self.mean = torch.as_tensor(self.mean, dtype=torch.float32)
         self.std = torch.as_tensor(self.std, dtype=torch.float32)
         if self.mean.dim() != 2 or self.mean.shape != self.std.shape:
-            raise ValueError(f"mean and std must both be [J, C], got {tuple(self.mean.shape)} and {tuple(self.std.shape)}")
+            raise ValueError(f"mean and std must both be [J, C], "
+                             f"got {tuple(self.mean.shape)} and {tuple(self.std.shape)}")
         if not bool(torch.all(self.std > 0)):
             raise ValueError("std must be positive")
 

@@ -30,7 +30,8 @@ def random_local_rotations(shape: tuple[int, ...], seed: int = 0) -> torch.Tenso
 def test_identity_rotations_give_cumulative_offsets():
     offsets = default_smpl_rest_offsets().double()
     translation = torch.tensor([0.5, 1.0, -2.0], dtype=torch.float64)
-    positions = forward_kinematics(torch.eye(3, dtype=torch.float64).expand(24, 3, 3), offsets, translation, SMPL.parents)
+    identity = torch.eye(3, dtype=torch.float64).expand(24, 3, 3)
+    positions = forward_kinematics(identity, offsets, translation, SMPL.parents)
     for joint in range(24):
         expected = translation.clone()
         node = joint

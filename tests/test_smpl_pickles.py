@@ -180,7 +180,8 @@ REFUSALS = [
     ("ntu13", {"rot6d": [], "y": []}, "missing key.*seq"),
     ("ntu13", _imdm_with(seq=["a"]), "key 'seq' has 1 entries but 'rot6d' has 3"),
     ("ntu13", _imdm_with(y=[13, 0, 1]), r"\[0, 13\)"),
-    ("ntu13", _imdm_with(rot6d=[np.zeros((24, 6, 5))] * 3, seq=["a", "b", "c"]), r"'rot6d' entry 0 must be \[25, 6, T\]"),
+    ("ntu13", _imdm_with(rot6d=[np.zeros((24, 6, 5))] * 3, seq=["a", "b", "c"]),
+     r"'rot6d' entry 0 must be \[25, 6, T\]"),
     ("ntu13", _bad_rot(imdm_data()[0]), "entry 0 frame 2 joint 4 is not a rotation"),
     ("ntu13", _nan_rot(imdm_data()[0]), "'rot6d' entry 0 contains NaN or infinite"),
 ]

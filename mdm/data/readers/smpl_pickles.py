@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -131,16 +130,19 @@ def _labels(path: Path, values: list, num_classes: int) -> np.ndarray:
     bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (labels < 0) | (labels >= num_classes)
     if np.any(bad):
         index = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(path, f"key 'y' entry {index} is {values[index]!r}; labels must be integers in [0, {num_classes})")
+        raise DataFormatError(path, f"key 'y' entry {index} is {values[index]!r}; "
+                                    f"labels must be integers in [0, {num_classes})")
     return labels.astype(np.int64)
 
 
-def _split(split: str | None, count: int) -> np.ndarray | None:
-    if split is None:
-        return None
-    if split not in SPLIT_NAMES:
+def _check_split(split: str | None) -> None:
+    if split is not None and split not in SPLIT_NAMES:
         raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    return np.full(count, split)
+
+
+def _split_column(split: str | None, count: int) -> np.ndarray | None:
+    """Every clip marked ``split``, or None."""
+    return None if split is None else np.full(count, split)
 
 
 def _by_frames(function: Callable[..., torch.Tensor], *clip_lists: list[np.ndarray]) -> list[np.ndarray]:
@@ -181,7 +183,8 @@ def _read_actor_layout(path: Path, data: dict, split: str | None) -> MotionDatas
         pose = _float_array(path, "poses", index, pose)
         joint = _float_array(path, "joints3D", index, joint)
         if joint.ndim != 3 or joint.shape[1:] != (NUM_JOINTS, 3) or joint.shape[0] == 0:
-            raise DataFormatError(path, f"key 'joints3D' entry {index} must be [T, 24, 3] with T >= 1, got {list(joint.shape)}")
+            raise DataFormatError(path, f"key 'joints3D' entry {index} must be [T, 24, 3] with T >= 1, "
+                                        f"got {list(joint.shape)}")
         if pose.shape not in ((len(joint), 72), (len(joint), NUM_JOINTS, 3)):
             raise DataFormatError(path, f"key 'poses' entry {index} must be [{len(joint)}, 72] to match 'joints3D', "
                                         f"got {list(pose.shape)}")
@@ -191,7 +194,8 @@ def _read_actor_layout(path: Path, data: dict, split: str | None) -> MotionDatas
     translations = [clip[:, 0].copy() for clip in clips]
     return MotionDataset(
         clips=clips, labels=labels, class_names=humanact12_class_names(), skeleton=load_skeleton("smpl_24"),
-        split=_split(split, len(clips)), fps=HUMANACT12_FPS, source=f"HumanAct12Poses (ACTOR pickle {path.name})",
+        split=_split_column(split, len(clips)), fps=HUMANACT12_FPS,
+        source=f"HumanAct12Poses (ACTOR pickle {path.name})",
         rotations=rotations, translations=translations,
     )
 
@@ -218,7 +222,8 @@ def _read_imdm_layout(
         half_norms = np.linalg.norm(d6.reshape(len(d6), NUM_JOINTS, 2, 3), axis=-1)
         if np.any(half_norms < 1e-6):
             frame, joint, _ = np.argwhere(half_norms < 1e-6)[0]
-            raise DataFormatError(path, f"key 'rot6d' entry {index} frame {frame} joint {joint} is not a rotation (a zero 6D half)")
+            raise DataFormatError(path, f"key 'rot6d' entry {index} frame {frame} joint {joint} "
+                                        "is not a rotation (a zero 6D half)")
         rows_6d.append(d6.astype(np.float32))
         translations.append(frames[:, NUM_JOINTS, :3].astype(np.float32))
     rotations = _by_frames(lambda d6: matrix_to_rotation_6d(rotation_6d_rows_to_matrix(d6)), rows_6d)
@@ -229,12 +234,11 @@ def _read_imdm_layout(
     matches = [NTU_NAME.search(name) for name in names]
     subjects = [int(m.group(3)) if m else -1 for m in matches]
     views = [int(m.group(2)) if m else -1 for m in matches]
-    counts = Counter(names)
-    clip_ids = names if len(counts) == len(names) else [f"{name}#{i}" for i, name in enumerate(names)]
+    clip_ids = names if len(set(names)) == len(names) else [f"{name}#{i}" for i, name in enumerate(names)]
     return MotionDataset(
         clips=clips, labels=labels, class_names=list(class_names), skeleton=load_skeleton("smpl_24"),
         subjects=np.array(subjects, np.int64), views=np.array(views, np.int64), clip_ids=clip_ids,
-        split=_split(split, len(clips)), fps=fps, source=f"{source} (I-MDM pickle {path.name})",
+        split=_split_column(split, len(clips)), fps=fps, source=f"{source} (I-MDM pickle {path.name})",
         rotations=rotations, translations=translations,
     )
 
@@ -263,6 +267,7 @@ def read_humanact12poses(
         12 classes, skeleton ``smpl_24``, clips float32 ``[T, 24, 3]``, ``rotations``
         ``[T, 24, 6]`` (6D, columns convention) and ``translations`` ``[T, 3]`` filled, fps 20.
     """
+    _check_split(split)
     path = Path(path)
     data = _load_dict(path)
     if not _missing(data, ACTOR_KEYS):
@@ -294,6 +299,7 @@ def read_ntu13(
         ``[T, 24, 3]`` by forward kinematics, ``rotations``/``translations`` filled, subjects
         and views from NTU sequence names (-1 where a name does not parse), fps unknown.
     """
+    _check_split(split)
     path = Path(path)
     data = _load_dict(path)
     missing = _missing(data, IMDM_KEYS)
