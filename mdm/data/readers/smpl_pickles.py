@@ -162,7 +162,7 @@ def _by_frames(function: Callable[..., torch.Tensor], *clip_lists: list[np.ndarr
         stop, frames = start + 1, lengths[start]
         while stop < len(lengths) and frames + lengths[stop] <= _CHUNK_FRAMES:
             frames, stop = frames + lengths[stop], stop + 1
-        inputs = [torch.as_tensor(np.concatenate(clips[start:stop])) for clips in clip_lists]
+        inputs = [torch.as_tensor(np.ascontiguousarray(np.concatenate(clips[start:stop]))) for clips in clip_lists]
         output = function(*inputs).numpy().astype(np.float32)
         results.extend(np.split(output, np.cumsum(lengths[start:stop])[:-1]))
         start = stop
@@ -224,8 +224,8 @@ def _read_imdm_layout(
             frame, joint, _ = np.argwhere(half_norms < 1e-6)[0]
             raise DataFormatError(path, f"key 'rot6d' entry {index} frame {frame} joint {joint} "
                                         "is not a rotation (a zero 6D half)")
-        rows_6d.append(d6.astype(np.float32))
-        translations.append(frames[:, NUM_JOINTS, :3].astype(np.float32))
+        rows_6d.append(np.ascontiguousarray(d6, dtype=np.float32))
+        translations.append(np.ascontiguousarray(frames[:, NUM_JOINTS, :3], dtype=np.float32))
     rotations = _by_frames(lambda d6: matrix_to_rotation_6d(rotation_6d_rows_to_matrix(d6)), rows_6d)
     offsets = _rest_offsets(smpl_dir, gender)
     parents = load_skeleton("smpl_24").parents
