@@ -1,0 +1,87 @@
+"""A trained recognizer as one object: model, input pipeline, class names; saved as a folder.
+
+    recognizer.safetensors    weights (the EMA copy when the run kept one)
+    recognizer.yaml           RecognizerConfig, clip pipeline (evaluation settings), class
+                              names, skeleton, source
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from imdm.models.recognizer import Recognizer, RecognizerConfig
+from mdm.config import from_dict, to_dict
+from mdm.data.dataset import MotionDataset
+from mdm.data.loader import ClipDataset, collate_clips
+from mdm.data.transforms import ClipPipelineConfig
+from mdm.errors import UserError
+
+
+@dataclass
+class RecognizerSpec:
+    """Everything besides weights that a saved recognizer needs."""
+
+    model: RecognizerConfig
+    pipeline: ClipPipelineConfig
+    class_names: list[str] = field(default_factory=list)
+    joint_names: list[str] = field(default_factory=list)
+    skeleton_name: str = "custom"
+    source: str = ""
+
+
+class TrainedRecognizer:
+    """Classifies motion clips of the skeleton it was trained on."""
+
+    def __init__(self, spec: RecognizerSpec, model: Recognizer) -> None:
+        self.spec = spec
+        self.model = model.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def check_dataset(self, dataset: MotionDataset) -> None:
+        """UserError unless ``dataset`` has this recognizer's skeleton (joint count and tree)."""
+        parents = tuple(self.spec.model.parents)
+        if dataset.skeleton.parents != parents:
+            raise UserError(f"{dataset.source}: skeleton {dataset.skeleton.name} ({dataset.skeleton.num_joints} joints) "
+                            f"does not match the recognizer's {self.spec.skeleton_name} ({len(parents)} joints)")
+
+    @torch.no_grad()
+    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities ``[N, K]`` of every clip, through the evaluation pipeline."""
+        self.check_dataset(dataset)
+        loader = DataLoader(ClipDataset(dataset, self.spec.pipeline, train=False), batch_size=batch_size,
+                            collate_fn=collate_clips)
+        probabilities = [self.model(batch["motion"].to(self.device)).logits.softmax(-1).cpu() for batch in loader]
+        return torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(self.spec.class_names)))
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+        save_file(weights, str(directory / "recognizer.safetensors"))
+        (directory / "recognizer.yaml").write_text(yaml.safe_dump(to_dict(self.spec), sort_keys=False))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer:
+        """Load a folder written by :meth:`save`, or a run folder holding ``recognizer/``."""
+        directory = Path(directory)
+        if (directory / "recognizer").is_dir():
+            directory = directory / "recognizer"
+        spec_file = directory / "recognizer.yaml"
+        if not spec_file.is_file():
+            raise UserError(f"{directory}: not a recognizer folder (no recognizer.yaml); pass a run folder "
+                            "written by mdm_imdm_cotrain.py")
+        spec = from_dict(RecognizerSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
+        model = Recognizer(spec.model)
+        model.load_state_dict(load_file(str(directory / "recognizer.safetensors")))
+        return cls(spec, model.to(device))

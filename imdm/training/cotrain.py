@@ -1,0 +1,500 @@
+"""Co-training the recognizer (I-MDM) and the motion diffusion model (MDM) on one Accelerator.
+
+Per batch: the recognizer's cross-entropy (label smoothing) plus a weighted batch-hard triplet
+loss on its pooled features, and the diffusion loss of the generator conditioned on the action
+and on the recognizer's per-stage features (gradient flows from the generator into the
+recognizer unless ``generator.detach_features``). One backward; two optimizers, two schedules.
+
+Each epoch: validation top-1 of the (EMA) recognizer and validation diffusion loss of the (EMA)
+generator on the validation split; the best recognizer by validation top-1 (ties: lower
+validation cross-entropy) and the best generator by validation loss are kept; early stopping on
+top-1. At the end the best recognizer is evaluated once on the test split.
+
+Run folder::
+
+    config.yaml  checkpoints/  log.csv  curves.png
+    recognizer/  generator/                 best models, ready for recognize.py / sampling
+    metrics.json  per_class_accuracy.csv  confusion_matrix.png  summary.txt
+    samples_per_class.npz  samples_per_class.mp4   one generated clip per class
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from imdm.bundle import RecognizerSpec, TrainedRecognizer
+from imdm.metrics import classification_report, plot_confusion
+from imdm.models.recognizer import Recognizer, recognizer_preset
+from imdm.triplet import pooled_triplet_loss
+from mdm.config import save_yaml
+from mdm.data.archive import write_archive
+from mdm.data.dataset import MotionDataset
+from mdm.data.loader import ClipDataset, collate_clips
+from mdm.data.sources import DataConfig, load_training_data
+from mdm.data.transforms import ClipPipelineConfig
+from mdm.errors import ConfigError
+from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, generator_spec_for, samples_to_dataset
+from mdm.losses import DiffusionLossWeights
+from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
+from mdm.render import render_video
+from mdm.representation import PositionRepresentation
+from mdm.training.batches import EpochBatchSampler
+from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from mdm.training.ema import EMA
+from mdm.training.logs import CSVLogger, plot_curves
+from mdm.training.mdm_trainer import fit_feature_stats, make_eval_loader, single_person
+from mdm.training.objective import DiffusionObjective
+from mdm.training.optim import OptimConfig, make_optimizer
+from mdm.training.stopping import StopFlag
+
+logger = logging.getLogger("imdm.cotrain")
+VALIDATION_SEED = 1234
+
+
+@dataclass
+class RecognizerSection:
+    """The recognizer and its losses."""
+
+    preset: str = "default"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    label_smoothing: float = 0.1
+    triplet_weight: float = 0.5
+    triplet_margin: float = 0.3
+    triplet_layers: list[int] = field(default_factory=lambda: [-1])
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100))
+    ema_decay: float = 0.98
+
+
+@dataclass
+class GeneratorSection:
+    """The diffusion model trained alongside; ``enabled: false`` trains the recognizer alone."""
+
+    enabled: bool = True
+    preset: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    loss: DiffusionLossWeights = field(default_factory=lambda: DiffusionLossWeights(velocity=1.0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=4e-4, warmup_steps=100))
+    weight: float = 1.0
+    feature_stages: list[int] | None = None
+    detach_features: bool = False
+    ema_decay: float = 0.995
+
+
+@dataclass
+class CoTrainConfig:
+    """Everything a co-training run needs (saved as the run's ``config.yaml``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
+        num_frames=52, sampling="resample", centre="first_frame", view_normalise=True, rotation_deg=15.0,
+        scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+    recognizer: RecognizerSection = field(default_factory=RecognizerSection)
+    generator: GeneratorSection = field(default_factory=GeneratorSection)
+    batch_size: int = 64
+    epochs: int = 60
+    patience: int = 25
+    balanced: bool = False
+    mixed_precision: str = "no"
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    render_samples: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ConfigError("epochs, batch_size and patience must be positive")
+
+
+def _replace_folder(source: Path, target: Path) -> None:
+    """Move a freshly written folder into place, replacing the old one."""
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(source, target)
+
+
+class CoTrainer:
+    """Co-trains a :class:`Recognizer` and (optionally) a :class:`MotionDenoiser`."""
+
+    def __init__(self, config: CoTrainConfig, output_dir: str | Path, *, progress: bool = True,
+                 dataset: MotionDataset | None = None) -> None:
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.progress = progress
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        set_seed(config.seed)
+        dataset = dataset if dataset is not None else load_training_data(config.data)
+        self.dataset = dataset
+        self.train_set = dataset.split_subset("train")
+        self.val_set = dataset.split_subset("val")
+        self.test_set = dataset.split_subset("test")
+        skeleton = dataset.skeleton
+        recognizer_config = recognizer_preset(
+            config.recognizer.preset,
+            **{"num_joints": skeleton.num_joints, "in_channels": 3, "num_classes": dataset.num_classes,
+               "num_frames": config.pipeline.num_frames, "num_persons": dataset.num_persons,
+               "parents": tuple(skeleton.parents), **config.recognizer.overrides},
+        )
+        recognizer = Recognizer(recognizer_config)
+        self.recognizer_spec = RecognizerSpec(model=recognizer_config, pipeline=config.pipeline,
+                                              class_names=list(dataset.class_names),
+                                              joint_names=list(skeleton.joint_names), skeleton_name=skeleton.name,
+                                              source=dataset.source)
+        self.recognizer_ema = EMA(recognizer, decay=config.recognizer.ema_decay, warmup_steps=20)
+        steps_per_epoch = len(self.train_set) // config.batch_size
+        if steps_per_epoch < 1:
+            raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training clips")
+        self.total_steps = config.epochs * steps_per_epoch
+        rec_optimizer, rec_schedule = make_optimizer(recognizer.parameters(), config.recognizer.optim, self.total_steps)
+        models: list[Any] = [recognizer, rec_optimizer, rec_schedule]
+
+        self.generator_enabled = config.generator.enabled
+        if self.generator_enabled:
+            gen = config.generator
+            generator_data = single_person(self.train_set)
+            representation = PositionRepresentation(skeleton)
+            stats = fit_feature_stats(generator_data, config.pipeline, representation)
+            stages = gen.feature_stages if gen.feature_stages is not None else list(range(len(recognizer.feature_dims)))
+            self.feature_stages = stages
+            denoiser_base = denoiser_preset(gen.preset, num_joints=representation.num_slots, num_channels=3,
+                                            num_classes=dataset.num_classes, **gen.overrides)
+            layers = [min(denoiser_base.num_layers - 1, i * denoiser_base.num_layers // len(stages))
+                      for i in range(len(stages))]
+            denoiser_config = denoiser_preset(
+                gen.preset, num_joints=representation.num_slots, num_channels=3, num_classes=dataset.num_classes,
+                **{"feature_dims": [recognizer.feature_dims[s] for s in stages], "feature_layers": layers,
+                   **gen.overrides})
+            denoiser = MotionDenoiser(denoiser_config)
+            self.generator_spec = generator_spec_for(generator_data, denoiser_config, gen.diffusion,
+                                                     config.pipeline.num_frames)
+            self.denoiser_ema = EMA(denoiser, decay=gen.ema_decay)
+            self.objective = DiffusionObjective(gen.diffusion.make_scheduler(), representation, stats, gen.loss)
+            gen_optimizer, gen_schedule = make_optimizer(denoiser.parameters(), gen.optim, self.total_steps)
+            models += [denoiser, gen_optimizer, gen_schedule]
+        prepared = self.accelerator.prepare(*models)
+        self.recognizer, self.rec_optimizer, self.rec_schedule = prepared[:3]
+        self.recognizer_ema.model.to(self.accelerator.device)
+        if self.generator_enabled:
+            self.denoiser, self.gen_optimizer, self.gen_schedule = prepared[3:]
+            self.denoiser_ema.model.to(self.accelerator.device)
+
+        self.sampler = EpochBatchSampler(self.train_set.labels, config.batch_size, config.seed,
+                                         balanced=config.balanced, process_index=self.accelerator.process_index,
+                                         num_processes=self.accelerator.num_processes)
+        self.train_clips = ClipDataset(self.train_set, config.pipeline, train=True, seed=config.seed)
+        self.train_loader = DataLoader(self.train_clips, batch_sampler=self.sampler, collate_fn=collate_clips,
+                                       num_workers=config.num_workers, generator=torch.Generator())
+        self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
+        self.state = TrainingState(extra={"best_top1": -1.0, "best_val_ce": math.inf, "best_epoch": -1,
+                                          "best_val_diffusion": math.inf, "stale_epochs": 0})
+        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
+
+    # ----------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def _checkpoint_objects(self) -> dict[str, Any]:
+        unwrap = self.accelerator.unwrap_model
+        objects: dict[str, Any] = {
+            "models": {"recognizer": unwrap(self.recognizer)},
+            "optimizers": {"recognizer": self.rec_optimizer},
+            "schedulers": {"recognizer": self.rec_schedule},
+            "emas": {"recognizer": self.recognizer_ema},
+        }
+        if self.generator_enabled:
+            objects["models"]["denoiser"] = unwrap(self.denoiser)
+            objects["optimizers"]["denoiser"] = self.gen_optimizer
+            objects["schedulers"]["denoiser"] = self.gen_schedule
+            objects["emas"]["denoiser"] = self.denoiser_ema
+        return objects
+
+    def save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_checkpoint(self.checkpoint_dir, **self._checkpoint_objects(), state=self.state, config=self.config)
+
+    def resume(self) -> None:
+        """Continue from the latest checkpoint of the run folder."""
+        self.state = load_checkpoint(latest_checkpoint(self.checkpoint_dir), **self._checkpoint_objects())
+        if self.log is not None:
+            self.log.truncate_after(self.state.step)
+        logger.info("resumed at step %d (epoch %d)", self.state.step, self.state.epoch)
+
+    # ----------------------------------------------------------------- steps
+    def _features_for_generator(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        chosen = [features[s] for s in self.feature_stages]
+        return [f.detach() for f in chosen] if self.config.generator.detach_features else chosen
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step of both models; returns the loss terms."""
+        config = self.config
+        device = self.accelerator.device
+        motion, mask, labels = batch["motion"].to(device), batch["mask"].to(device), batch["label"].to(device)
+        self.recognizer.train()
+        output = self.recognizer(motion)
+        cross_entropy = F.cross_entropy(output.logits.float(), labels, label_smoothing=config.recognizer.label_smoothing)
+        loss = cross_entropy
+        terms = {"ce": cross_entropy.detach(), "train_acc": (output.logits.argmax(-1) == labels).float().mean()}
+        if config.recognizer.triplet_weight > 0:
+            triplet, stats = pooled_triplet_loss([p.float() for p in output.pooled], labels,
+                                                 config.recognizer.triplet_layers, config.recognizer.triplet_margin)
+            loss = loss + config.recognizer.triplet_weight * triplet
+            terms["triplet"] = triplet.detach()
+            terms["triplet_active"] = stats["active_fraction"]
+        if self.generator_enabled:
+            self.denoiser.train()
+            person = motion if motion.dim() == 4 else motion[:, 0]
+            x0 = self.objective.features(person)
+            diffusion, _ = self.objective(self.denoiser, x0, mask, labels,
+                                          features=self._features_for_generator(output.features))
+            loss = loss + config.generator.weight * diffusion
+            terms["diffusion"] = diffusion.detach()
+        self.rec_optimizer.zero_grad(set_to_none=True)
+        if self.generator_enabled:
+            self.gen_optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        if config.recognizer.optim.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(self.recognizer.parameters(), config.recognizer.optim.grad_clip)
+        self.rec_optimizer.step()
+        self.rec_schedule.step()
+        self.recognizer_ema.update(self.accelerator.unwrap_model(self.recognizer))
+        if self.generator_enabled:
+            if config.generator.optim.grad_clip > 0:
+                self.accelerator.clip_grad_norm_(self.denoiser.parameters(), config.generator.optim.grad_clip)
+            self.gen_optimizer.step()
+            self.gen_schedule.step()
+            self.denoiser_ema.update(self.accelerator.unwrap_model(self.denoiser))
+        return {k: float(v) for k, v in terms.items()}
+
+    @torch.no_grad()
+    def evaluate_recognizer(self, dataset: MotionDataset, model: torch.nn.Module) -> tuple[np.ndarray, float]:
+        """Logits ``[N, K]`` of every clip and the mean cross-entropy."""
+        loader = make_eval_loader(dataset, self.config.pipeline, self.config.batch_size)
+        model.eval()
+        logits = torch.cat([model(batch["motion"].to(self.accelerator.device)).logits.float().cpu() for batch in loader])
+        ce = float(F.cross_entropy(logits, torch.as_tensor(dataset.labels)))
+        return logits.numpy(), ce
+
+    @torch.no_grad()
+    def validation_diffusion_loss(self) -> float:
+        """Mean denoising loss of the EMA generator on validation clips, fixed noise, with the
+        EMA recognizer's features."""
+        generator = torch.Generator().manual_seed(VALIDATION_SEED)
+        total, count = 0.0, 0
+        for batch in self.val_loader:
+            motion = batch["motion"].to(self.accelerator.device)
+            labels = batch["label"].to(self.accelerator.device)
+            features = self.recognizer_ema.model(motion).features
+            person = motion if motion.dim() == 4 else motion[:, 0]
+            loss, _ = self.objective(self.denoiser_ema.model, self.objective.features(person),
+                                     batch["mask"].to(self.accelerator.device), labels,
+                                     features=[features[s] for s in self.feature_stages], generator=generator)
+            total += float(loss) * len(labels)
+            count += len(labels)
+        return total / max(count, 1)
+
+    # ----------------------------------------------------------------- loop
+    def fit(self, max_minutes: float | None = None, stop_at_step: int | None = None) -> Path:
+        """Train until the epochs run out, early stopping, the time budget, a signal or ``stop_at_step``;
+        then evaluate the best recognizer on the test split and write the reports."""
+        config = self.config
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        main = self.accelerator.is_main_process
+        if main:
+            save_yaml(config, self.output_dir / "config.yaml")
+            self._log_sizes()
+        steps_per_epoch = len(self.sampler)
+        last_step = min(self.total_steps, stop_at_step or self.total_steps)
+        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="co-train", unit="step",
+                   disable=not (self.progress and main))
+        started = time.monotonic()
+        running: dict[str, list[float]] = {}
+        finished_early = False
+        with StopFlag(max_minutes) as stop:
+            while self.state.step < last_step and not stop.should_stop() and not finished_early:
+                epoch, start_batch = divmod(self.state.step, steps_per_epoch)
+                self.state.epoch = epoch
+                self.sampler.set_epoch(epoch, start_batch)
+                self.train_clips.set_epoch(epoch)
+                for batch in self.train_loader:
+                    terms = self.train_step(batch)
+                    if not all(math.isfinite(v) for v in terms.values()):
+                        raise FloatingPointError(f"a loss became non-finite at step {self.state.step}: {terms}")
+                    self.state.step += 1
+                    for key, value in terms.items():
+                        running.setdefault(key, []).append(value)
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items() if k in ("ce", "diffusion", "train_acc")})
+                    if self.log is not None and self.state.step % config.log_every == 0:
+                        self.log.log({"step": self.state.step, "epoch": epoch,
+                                      **{f"train_{k}" if not k.startswith("train") else k: float(np.mean(v))
+                                         for k, v in running.items()},
+                                      "elapsed_s": time.monotonic() - started})
+                        running.clear()
+                    if self.state.step >= last_step or stop.should_stop():
+                        break
+                if self.state.step % steps_per_epoch == 0:
+                    finished_early = self._end_of_epoch(epoch)
+                    self.save()
+        bar.close()
+        if stop.reason and self.state.step % steps_per_epoch:
+            self._end_of_epoch(self.state.epoch)  # a partial epoch still counts when the budget ends the run
+        self.save()
+        if stop.reason:
+            logger.warning("stopped at step %d (%s); continue with --resume %s", self.state.step, stop.reason,
+                           self.output_dir)
+        if (stop.reason and stop.reason.startswith("signal")) or (stop_at_step and self.state.step < self.total_steps
+                                                                   and not finished_early):
+            return self.output_dir
+        if main:
+            self.finish()
+        return self.output_dir
+
+    def _log_sizes(self) -> None:
+        unwrap = self.accelerator.unwrap_model
+        sizes = f"recognizer {count_parameters(unwrap(self.recognizer)):,} parameters"
+        if self.generator_enabled:
+            sizes += f", denoiser {count_parameters(unwrap(self.denoiser)):,} parameters"
+        logger.info("%s; %d train / %d val / %d test clips; %d steps", sizes, len(self.train_set),
+                    len(self.val_set), len(self.test_set), self.total_steps)
+
+    def _end_of_epoch(self, epoch: int) -> bool:
+        """Validate, keep the best models, decide on early stopping (True = stop)."""
+        extra = self.state.extra
+        logits, val_ce = self.evaluate_recognizer(self.val_set, self.recognizer_ema.model)
+        top1 = float(np.mean(logits.argmax(1) == self.val_set.labels))
+        row: dict[str, Any] = {"step": self.state.step, "epoch": epoch + 1, "val_top1": top1, "val_ce": val_ce}
+        main = self.accelerator.is_main_process
+        if (top1, -val_ce) > (extra["best_top1"], -extra["best_val_ce"]):
+            extra.update(best_top1=top1, best_val_ce=val_ce, best_epoch=epoch + 1, stale_epochs=0)
+            if main:
+                self._save_recognizer()
+        else:
+            extra["stale_epochs"] += 1
+        if self.generator_enabled:
+            val_diffusion = self.validation_diffusion_loss()
+            row["val_diffusion"] = val_diffusion
+            if val_diffusion < extra["best_val_diffusion"]:
+                extra["best_val_diffusion"] = val_diffusion
+                if main:
+                    self._save_generator()
+        if self.log is not None:
+            self.log.log(row)
+        logger.info("epoch %d: val top-1 %.4f (best %.4f at epoch %d)%s", epoch + 1, top1, extra["best_top1"],
+                    extra["best_epoch"],
+                    f", val diffusion {row['val_diffusion']:.4f}" if "val_diffusion" in row else "")
+        if extra["stale_epochs"] >= self.config.patience:
+            logger.info("early stopping: no better validation top-1 for %d epochs", self.config.patience)
+            return True
+        return False
+
+    def _save_recognizer(self) -> None:
+        tmp = self.output_dir / ".recognizer.tmp"
+        TrainedRecognizer(self.recognizer_spec, self.recognizer_ema.model).save(tmp)
+        _replace_folder(tmp, self.output_dir / "recognizer")
+
+    def _save_generator(self) -> None:
+        tmp = self.output_dir / ".generator.tmp"
+        MotionGenerator(self.generator_spec, self.denoiser_ema.model, self.objective.stats).save(tmp)
+        _replace_folder(tmp, self.output_dir / "generator")
+
+    # ----------------------------------------------------------------- reports
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the best recognizer on the test split (the only time test data is read) and
+        write metrics.json, per_class_accuracy.csv, confusion_matrix.png, curves.png, summary.txt
+        and, with a generator, one generated clip per class (archive and video)."""
+        out = self.output_dir
+        best = TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device)
+        logits, test_ce = self.evaluate_recognizer(self.test_set, best.model)
+        report = classification_report(logits, self.test_set.labels, self.dataset.class_names)
+        report["cross_entropy"] = test_ce
+        extra = self.state.extra
+        metrics = {
+            "dataset": self.config.data.name,
+            "source": self.dataset.source,
+            "seed": self.config.seed,
+            "steps": self.state.step,
+            "epochs_run": self.state.step // len(self.sampler),
+            "selection": "EMA recognizer with the best validation top-1 (ties: lower validation cross-entropy)",
+            "best_epoch": extra["best_epoch"],
+            "val_top1": extra["best_top1"],
+            "test": report,
+        }
+        if self.generator_enabled:
+            metrics["best_val_diffusion"] = extra["best_val_diffusion"]
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        with (out / "per_class_accuracy.csv").open("w") as file:
+            file.write("class,accuracy,clips\n")
+            matrix = np.array(report["confusion_matrix"])
+            for name, acc, total in zip(self.dataset.class_names, report["per_class_accuracy"].values(), matrix.sum(1)):
+                file.write(f"{name},{'' if acc is None else f'{acc:.4f}'},{total}\n")
+        plot_confusion(np.array(report["confusion_matrix"]), self.dataset.class_names, out / "confusion_matrix.png",
+                       title=f"test top-1 {report['top1']:.1%}")
+        if (out / "log.csv").is_file():
+            panels = {"recognizer loss": ["train_ce", "val_ce", "train_triplet"],
+                      "accuracy": ["train_acc", "val_top1"]}
+            if self.generator_enabled:
+                panels["diffusion loss"] = ["train_diffusion", "val_diffusion"]
+            plot_curves(out / "log.csv", out / "curves.png", panels)
+        if self.generator_enabled and self.config.render_samples:
+            self._sample_per_class()
+        summary = self.summary(metrics)
+        (out / "summary.txt").write_text(summary)
+        print(summary)
+        return metrics
+
+    def _sample_per_class(self) -> None:
+        """One generated clip per class (50 DDIM steps, no guidance) as an archive and a grid video."""
+        generator = MotionGenerator.load(self.output_dir / "generator", device=self.accelerator.device)
+        labels = torch.arange(len(generator.spec.class_names))
+        motion = generator.generate(labels, SamplingConfig(steps=50), generator=torch.Generator().manual_seed(0))
+        dataset = samples_to_dataset(motion.cpu().numpy(), labels.numpy(), generator.spec, generator.skeleton,
+                                     f"synthetic:mdm run={self.output_dir} steps=50 ddim")
+        write_archive(dataset, self.output_dir / "samples_per_class.npz")
+        columns = math.ceil(math.sqrt(len(labels)))
+        render_video(list(motion.cpu().numpy()), generator.skeleton, self.output_dir / "samples_per_class.mp4",
+                     fps=generator.spec.fps, titles=list(generator.spec.class_names),
+                     grid=(columns, math.ceil(len(labels) / columns)))
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        test = metrics["test"]
+        lines = [
+            f"run: {self.output_dir}",
+            f"data: {self.config.data.name} ({len(self.train_set)} train / {len(self.val_set)} val / "
+            f"{len(self.test_set)} test clips)",
+            f"steps: {metrics['steps']} ({metrics['epochs_run']} epochs); best epoch {metrics['best_epoch']}",
+            f"validation top-1: {metrics['val_top1']:.2%}",
+            f"TEST top-1: {test['top1']:.2%}   top-5: {test['top5']:.2%}",
+            "per class: " + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}"
+                                      for k, v in test["per_class_accuracy"].items()),
+        ]
+        if self.generator_enabled:
+            lines.append(f"generator: best validation diffusion loss {metrics['best_val_diffusion']:.4f}")
+        return "\n".join(lines) + "\n"
+
+
+def cotrain(config: CoTrainConfig, output_dir: str | Path, *, resume: bool = False,
+            max_minutes: float | None = None, progress: bool = True) -> Path:
+    """Run (or, with ``resume``, continue) co-training in ``output_dir``."""
+    trainer = CoTrainer(config, output_dir, progress=progress)
+    if resume:
+        trainer.resume()
+    return trainer.fit(max_minutes)
