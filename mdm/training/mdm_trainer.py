@@ -45,6 +45,8 @@ from mdm.training.stopping import StopFlag
 
 logger = logging.getLogger("mdm.train")
 VALIDATION_SEED = 1234
+STD_FLOOR_SHARE = 0.1
+"""Feature standard deviations are floored at this share of the features' overall spread."""
 
 
 @dataclass
@@ -87,14 +89,19 @@ def single_person(dataset: MotionDataset) -> MotionDataset:
 
 def fit_feature_stats(dataset: MotionDataset, pipeline: ClipPipelineConfig,
                       representation: PositionRepresentation) -> NormStats:
-    """Normalisation statistics of the evaluation-mode features of ``dataset`` (no augmentation)."""
+    """Normalisation statistics of the evaluation-mode features of ``dataset`` (no augmentation),
+    standard deviations floored at ``STD_FLOOR_SHARE`` of the overall spread."""
     clips = ClipDataset(dataset, pipeline, train=False)
     features = []
     for index in range(len(clips)):
         item = clips[index]
         valid = item["motion"][: int(item["length"])]
         features.append(representation.encode(valid[None])[0])
-    return NormStats.fit(features)
+    stats = NormStats.fit(features)
+    # Nearly constant channels (e.g. a joint that barely moves in this data) would blow up
+    # under augmentation or in samples: floor each std at a share of the overall spread.
+    spread = float(torch.sqrt((stats.std.square() + (stats.mean - stats.mean.mean()).square()).mean()))
+    return NormStats(stats.mean, stats.std.clamp_min(STD_FLOOR_SHARE * spread))
 
 
 def make_eval_loader(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int) -> DataLoader:

@@ -1,0 +1,95 @@
+"""Co-training: the recognizer learns, outputs are written, resume is exact, bad input is refused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from imdm.bundle import TrainedRecognizer
+from imdm.training.cotrain import CoTrainConfig, CoTrainer
+from mdm.config import merge
+from mdm.data.archive import read_archive
+from toy_data import toy_archive
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(archive: Path, epochs: int, **overrides: object) -> CoTrainConfig:
+    return merge(CoTrainConfig(), {
+        "data": {"name": "archive", "root": str(archive)},
+        "pipeline": {"num_frames": 16},
+        "recognizer": {"preset": "tiny", "label_smoothing": 0.0, "optim": {"lr": 1e-2, "warmup_steps": 2}},
+        "generator": {"preset": "tiny", "optim": {"lr": 1e-3, "warmup_steps": 2}},
+        "batch_size": 8, "epochs": epochs, "log_every": 2, "render_samples": False, **overrides,
+    })
+
+
+def test_cotraining_learns_and_writes_every_report(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
+    run = CoTrainer(_config(archive, epochs=12), tmp_path / "run", progress=False).fit()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["top1"] > 0.5  # three classes: chance is 1/3
+    assert metrics["test"]["num_clips"] == 12 and metrics["best_epoch"] >= 1
+    for name in ("config.yaml", "curves.png", "confusion_matrix.png", "per_class_accuracy.csv", "summary.txt",
+                 "recognizer/recognizer.yaml", "generator/generator.yaml", "checkpoints/latest"):
+        assert (run / name).exists(), name
+    recognizer = TrainedRecognizer.load(run)
+    test = read_archive(archive).split_subset("test")
+    probabilities = recognizer.predict(test)
+    assert probabilities.shape == (12, 3) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert np.isclose(np.mean(probabilities.argmax(1) == test.labels), metrics["test"]["top1"])
+
+
+def test_half_run_plus_resume_equals_straight_run(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
+    config = _config(archive, epochs=2)  # 24 training clips: 3 steps an epoch
+    CoTrainer(config, tmp_path / "straight", progress=False).fit()
+    CoTrainer(config, tmp_path / "halves", progress=False).fit(stop_at_step=4)
+    torch.manual_seed(321)
+    resumed = CoTrainer(config, tmp_path / "halves", progress=False)
+    resumed.resume()
+    assert resumed.state.step == 4
+    resumed.fit()
+    for name in ("model_recognizer", "model_denoiser", "ema_recognizer"):
+        straight = load_file(str(tmp_path / "straight/checkpoints/step_00000006" / f"{name}.safetensors"))
+        halves = load_file(str(tmp_path / "halves/checkpoints/step_00000006" / f"{name}.safetensors"))
+        assert all(torch.equal(straight[k], halves[k]) for k in straight), name
+
+
+def test_detached_features_keep_generator_gradients_out_of_the_recognizer(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=8)
+    grads = {}
+    for detach, weight in ((False, 1.0), (True, 1.0), (False, 0.0)):
+        config = _config(archive, epochs=1, recognizer={"preset": "tiny", "triplet_weight": 0.0},
+                         generator={"preset": "tiny", "detach_features": detach, "weight": weight})
+        trainer = CoTrainer(config, tmp_path / f"run{detach}{weight}", progress=False)
+        torch.manual_seed(5)
+        with torch.no_grad():  # trained adapters: untrained ones are zero and pass no gradient
+            for parameter in trainer.denoiser.adapters.parameters():
+                parameter.normal_(0, 0.1)
+        trainer.sampler.set_epoch(0)
+        batch = next(iter(trainer.train_loader))
+        torch.manual_seed(0)
+        trainer.train_step(batch)
+        grads[detach, weight] = torch.cat([p.grad.flatten() for p in trainer.recognizer.parameters()
+                                           if p.grad is not None])
+    assert torch.allclose(grads[True, 1.0], grads[False, 0.0])
+    assert not torch.allclose(grads[False, 1.0], grads[False, 0.0])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dataset", "kinetics"], "invalid choice"),
+    (["--dataset", "nw-ucla", "--data-root", "/no/such/folder"], "not found"),
+    (["--config", "/no/such.yaml"], "config file not found"),
+    (["--set", "epochz=3"], "unknown key"),
+])
+def test_bad_input_ends_with_one_message(args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "run/mdm_imdm_cotrain.py"), *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
