@@ -230,8 +230,9 @@ def iter_frames(
         grid: ``(cols, rows)``; None chooses a near-square layout.
         view: sizes and camera.
 
-    Yields:
-        uint8 ``[H, W, 3]`` frames, ``H`` and ``W`` multiples of 16.
+    Returns:
+        An iterator of uint8 ``[H, W, 3]`` frames, ``H`` and ``W`` multiples of 16; the
+        arguments are checked and the figure is built before it is returned.
     """
     if not panels:
         raise ValueError("nothing to render: no clips given")
@@ -261,15 +262,22 @@ def iter_frames(
                                   va="top", fontsize=view.points(caption_px), linespacing=1.2)
             _shrink_to_width(caption, size - 6, canvas)
     if title:
-        figure.text(0.5, 1.0 - band / 2 / height, title, ha="center", va="center",
-                    fontsize=view.points(0.55 * band), weight="bold")
+        heading = figure.text(0.5, 1.0 - band / 2 / height, title, ha="center", va="center",
+                              fontsize=view.points(0.55 * band), weight="bold")
+        _shrink_to_width(heading, width - 8, canvas)
     counter = figure.text(0.004, 0.004, "", ha="left", va="bottom", fontsize=view.points(max(7.0, 0.035 * size)),
                           color=(0.4, 0.4, 0.4), animated=True)
     for _, artists in moving:
         for artist in artists:
             artist.set_animated(True)
+    return _blit_frames(canvas, panels, moving, counter)
+
+
+def _blit_frames(canvas: FigureCanvasAgg, panels: Sequence[Panel], moving: list[tuple[Axes3D, list[Artist]]],
+                 counter: Text) -> Iterator[np.ndarray]:
+    """Draw the static background once, then per frame restore it and draw the moving artists."""
     canvas.draw()  # the static background; also fixes each axes' projection matrix
-    background = canvas.copy_from_bbox(figure.bbox)
+    background = canvas.copy_from_bbox(canvas.figure.bbox)
     renderer = canvas.get_renderer()
     num_frames = max(panel.num_frames for panel in panels)
     for frame in range(num_frames):
