@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imdm.triplet import batch_hard_triplet_loss, pairwise_distances, pooled_triplet_loss, random_positives
+from imdm.triplet import batch_hard_triplet_loss, hardest_negatives, pooled_triplet_loss, random_positives
 
 
 def reference_loss(features: torch.Tensor, labels: torch.Tensor, margin: float, seed: int, normalize: bool) -> dict:
-    """Loops over anchors; the same documented rule for the random positive (argmax of u[i] over positives)."""
+    """Loops over anchors; the documented rule for the random positive: the floor(u[i] * n)-th of the n others."""
     size = len(labels)
-    scores = torch.rand(size, size, generator=torch.Generator().manual_seed(seed))
+    u = torch.rand(size, generator=torch.Generator().manual_seed(seed))
     if normalize:
         features = F.normalize(features, dim=1)
     losses, positive_distances, negative_distances = [], [], []
@@ -21,7 +21,7 @@ def reference_loss(features: torch.Tensor, labels: torch.Tensor, margin: float, 
         negatives = [j for j in range(size) if labels[j] != labels[i]]
         if not positives or not negatives:
             continue
-        p = max(positives, key=lambda j: scores[i, j].item())
+        p = positives[int(u[i].item() * len(positives))]
         d_pos = torch.linalg.norm(features[i] - features[p]).item()
         d_neg = min(torch.linalg.norm(features[i] - features[j]).item() for j in negatives)
         losses.append(max(0.0, d_pos - d_neg + margin))
@@ -53,9 +53,12 @@ def test_matches_brute_force_reference(normalize: bool) -> None:
     assert expected["valid_anchors"] == 39
 
 
-def test_pairwise_distances_match_cdist() -> None:
-    features = torch.randn(17, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    assert torch.allclose(pairwise_distances(features), torch.cdist(features, features), atol=1e-6)
+def test_hardest_negatives_match_cdist() -> None:
+    features = torch.randn(30, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    labels = torch.arange(30) % 4
+    distances = torch.cdist(features, features).masked_fill(labels[:, None] == labels[None, :], torch.inf)
+    assert torch.equal(hardest_negatives(features, labels), distances.argmin(dim=1))
+    assert (hardest_negatives(features, torch.zeros(30, dtype=torch.int64)) == -1).all()
 
 
 def test_random_positives_are_uniform_same_label_others() -> None:
@@ -129,7 +132,7 @@ def test_pooled_loss_averages_layers_with_shared_positives() -> None:
 
 
 def test_no_batch_by_batch_by_dim_tensor_in_graph() -> None:
-    """The Gram-matrix path never materialises [B, B, d]: the largest saved tensor is [B, B] or [B, d]."""
+    """Mining runs without gradient: autograd saves nothing larger than [B, d] (never [B, B, d])."""
     size, dim = 64, 128
     features = torch.randn(size, dim, requires_grad=True)
     labels = torch.arange(size) % 8
@@ -143,5 +146,5 @@ def test_no_batch_by_batch_by_dim_tensor_in_graph() -> None:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         loss, _ = batch_hard_triplet_loss(features, labels, 0.3)
     loss.backward()
-    assert largest <= max(size * size, size * dim)
+    assert 0 < largest <= size * dim
     assert math.isfinite(loss.item())

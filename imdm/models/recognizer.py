@@ -6,7 +6,8 @@ Design, stage by stage (``joint_stages`` leading stages keep the joint axis, the
 
 * Input streams: joint positions, bones (joint minus parent joint) and motion (frame
   difference), concatenated on channels, normalised per joint and channel (BatchNorm, as
-  ST-GCN's data BN), embedded per joint by one shared linear map plus a learned joint embedding.
+  ST-GCN's data BN); ``temporal_patch`` consecutive frames of a joint are embedded together
+  by one linear map shared by all joints, plus a learned joint embedding.
 * Joint stages ``[N, T, J, C]``: blocks of (a) graph mixing across joints with learnable
   adjacencies initialised from the skeleton (self, parent, children, whole body) and (b) a
   convolutional feed-forward whose depthwise temporal convolution mixes neighbouring frames.
@@ -14,8 +15,9 @@ Design, stage by stage (``joint_stages`` leading stages keep the joint axis, the
 * Frame stages ``[N, T, D]``: the joints of each frame are flattened into one token; blocks of
   (a) multi-head self-attention over frames and (b) the same convolutional feed-forward, which
   also gives the tokens their relative temporal position (no positional embedding needed).
-* Between consecutive stages the time axis is halved (strided depthwise temporal convolution
-  followed by a linear change of width).
+* From the last joint stage to the first frame stage a linear map takes the ``J * C`` values
+  of a frame to ``D``; between other consecutive stages the time axis is halved (strided
+  depthwise temporal convolution followed by a linear change of width).
 * Every stage ends in a LayerNorm; its output pooled over joints (joint stages) and over persons
   is a feature ``[B, T_i, D_i]`` for the MDM denoiser; the last stage pooled over time feeds a
   linear classifier.
@@ -78,9 +80,9 @@ class RecognizerConfig:
     num_persons: int = 1
     parents: tuple[int, ...] = field(default_factory=_kinect_v1_parents)
     streams: tuple[str, ...] = STREAMS
-    widths: tuple[int, ...] = (64, 256, 256)
+    widths: tuple[int, ...] = (48, 192, 256)
     depths: tuple[int, ...] = (2, 2, 2)
-    ff: tuple[int, ...] = (128, 512, 512)
+    ff: tuple[int, ...] = (96, 384, 512)
     joint_stages: int = 1
     temporal_patch: int = 2
     heads: int = 4
