@@ -1,7 +1,8 @@
 """Sample class-conditioned motions from a trained generator into a motion archive.
 
     python run/mdm_sample.py --checkpoint outputs/mdm_train/synthetic-cpu-seed0 \
-        --classes all --num-per-class 4 --steps 50 [--guidance-scale 2.5] [--seed 0] --out samples.npz
+        --classes all --num-per-class 4 --steps 50 [--guidance-scale 2.5] [--seed 0] --out samples.npz \
+        [--sheet samples.png]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mdm.cli import run_main, setup_logging
 from mdm.data.archive import write_archive
 from mdm.errors import ConfigError
 from mdm.generator import MotionGenerator, SamplingConfig, samples_to_dataset
+from mdm.render.trails import plot_motion_trails
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True, help="archive to write (.npz)")
+    parser.add_argument("--sheet", help="also draw every sample as a motion trail on this PNG (a row per class)")
     args = parser.parse_args(argv)
     setup_logging()
     if Path(args.out).suffix != ".npz":
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     dataset = samples_to_dataset(positions, labels.numpy().astype(np.int64), generator.spec, generator.skeleton, source)
     write_archive(dataset, args.out)
     print(f"wrote {len(dataset)} clips to {args.out}")
+    if args.sheet:
+        plot_motion_trails(dataset.clips, dataset.labels, dataset.class_names, dataset.skeleton, args.sheet,
+                           title=f"{Path(args.checkpoint).name}: {args.method} {args.steps} steps, "
+                                 f"guidance {args.guidance_scale}")
+        print(f"wrote {args.sheet}")
     return 0
 
 
