@@ -14,6 +14,7 @@ from imdm.models.recognizer import (
     input_streams,
     recognizer_preset,
 )
+from mdm.config import from_dict, to_dict
 from mdm.errors import ConfigError
 from mdm.skeleton import load_skeleton
 
@@ -41,6 +42,20 @@ def test_output_shapes_one_person() -> None:
     assert [p.shape for p in out.pooled] == [(3, dim) for dim in model.feature_dims]
     assert model.feature_frames == (8, 8)
     assert torch.allclose(out.pooled[0], out.features[0].mean(dim=1))
+
+
+def test_temporal_patch_one_keeps_every_frame() -> None:
+    model = make_model(temporal_patch=1).eval()
+    out = model(clips(2))
+    assert model.feature_frames == (16, 16)
+    assert [f.shape[1] for f in out.features] == [16, 16]
+
+
+def test_config_round_trips_through_plain_dicts() -> None:
+    config = recognizer_preset("default", num_classes=12)
+    plain = to_dict(config)
+    assert isinstance(plain["widths"], list)
+    assert from_dict(RecognizerConfig, plain) == config
 
 
 def test_default_and_paper_feature_layout() -> None:

@@ -91,6 +91,8 @@ class RecognizerConfig:
     drop_path: float = 0.1
 
     def __post_init__(self) -> None:
+        for name in ("parents", "streams", "widths", "depths", "ff"):  # lists from YAML become tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("num_joints", "in_channels", "num_classes", "num_frames", "num_persons", "heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recognizer.{name} must be at least 1, got {getattr(self, name)}")
@@ -410,8 +412,9 @@ class Recognizer(nn.Module):
         present = x.flatten(2).ne(0).any(dim=2).to(x.dtype)
         person_weights = present / present.sum(dim=1, keepdim=True).clamp_min(1.0)
 
-        h = input_streams(x.flatten(0, 1), self.parents, self.config.streams)
-        h = self.input_norm(h.reshape(b * m * t, -1)).view(b * m, t // self.config.temporal_patch, -1, j, h.shape[-1])
+        streams = input_streams(x.flatten(0, 1), self.parents, self.config.streams)
+        patch = self.config.temporal_patch
+        h = self.input_norm(streams.reshape(b * m * t, -1)).view(b * m, t // patch, patch, j, streams.shape[-1])
         h = self.embed(h.transpose(2, 3).flatten(3)) + self.joint_embedding
 
         features = []
