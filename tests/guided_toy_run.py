@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import merge
@@ -37,3 +39,12 @@ def toy_run(factory: pytest.TempPathFactory, epochs: int = 4) -> Path:
         trainer.fit(stop_at_step=epochs * len(trainer.sampler))
         (run / "done").touch()
     return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from several threads, and lose much when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

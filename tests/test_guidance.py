@@ -8,7 +8,7 @@ import torch
 
 from guided_gen.cotrained import CoTrainedRun
 from guided_gen.guidance import ExemplarBank, GuidanceConfig, GuidedSampler, parse_guidance, recognizer_input
-from guided_toy_run import toy_run
+from guided_toy_run import one_torch_thread, toy_run  # noqa: F401 (autouse fixture)
 from mdm.data.sources import load_training_data
 from mdm.data.transforms import ClipPipelineConfig, prepare_clip
 from mdm.errors import ConfigError, UserError
