@@ -134,7 +134,7 @@ class CoTrainer:
     """Co-trains a :class:`Recognizer` and (optionally) a :class:`MotionDenoiser`."""
 
     def __init__(self, config: CoTrainConfig, output_dir: str | Path, *, progress: bool = True,
-                 dataset: MotionDataset | None = None) -> None:
+                 dataset: MotionDataset | None = None, sample_weights: np.ndarray | None = None) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
         self.progress = progress
@@ -143,6 +143,9 @@ class CoTrainer:
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
+        # Per-clip weights of the cross-entropy (e.g. synthetic clips of a mixed dataset), aligned with `dataset`.
+        self.train_weights = (None if sample_weights is None else
+                              torch.as_tensor(np.asarray(sample_weights, np.float32)[dataset.split == "train"]))
         self.val_set = dataset.split_subset("val")
         self.test_set = dataset.split_subset("test")
         skeleton = dataset.skeleton
@@ -250,7 +253,14 @@ class CoTrainer:
         motion, mask, labels = batch["motion"].to(device), batch["mask"].to(device), batch["label"].to(device)
         self.recognizer.train()
         output = self.recognizer(motion)
-        cross_entropy = F.cross_entropy(output.logits.float(), labels, label_smoothing=config.recognizer.label_smoothing)
+        if self.train_weights is None:
+            cross_entropy = F.cross_entropy(output.logits.float(), labels,
+                                            label_smoothing=config.recognizer.label_smoothing)
+        else:
+            weights = self.train_weights[batch["index"]].to(device)
+            per_clip = F.cross_entropy(output.logits.float(), labels, reduction="none",
+                                       label_smoothing=config.recognizer.label_smoothing)
+            cross_entropy = (weights * per_clip).sum() / weights.sum()
         loss = cross_entropy
         terms = {"ce": cross_entropy.detach(), "train_acc": (output.logits.argmax(-1) == labels).float().mean()}
         if config.recognizer.triplet_weight > 0:
