@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", action="append", default=[], metavar="FILE.npz",
                         help="archive of generated clips, one table row each (repeatable)")
     parser.add_argument("--repeats", type=int, default=20, help="repeated draws for the 95%% intervals (default 20)")
-    parser.add_argument("--set-size", type=int, help="clips per set in each repeat (default: the largest all rows allow)")
+    parser.add_argument("--set-size", type=int,
+                        help="clips per set in each repeat (default: the largest every row allows)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", help="where the evaluator's real data is now, if not where it was trained")
     parser.add_argument("--json", metavar="OUT.json", help="also write the full result (every repeat) as JSON")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     data = evaluator.spec.data if args.data_root is None else replace(evaluator.spec.data, root=args.data_root)
     real_train, real_test = real_reference_sets(data)
     evaluator.matching_labels(real_test, f"real data {data.name}")
-    protocol_set_size(len(real_train), len(real_test), [len(d) for d in samples.values()], config.set_size)
+    protocol_set_size(len(real_train), len(real_test), {k: len(v) for k, v in samples.items()}, config.set_size)
 
     features = {name: evaluator.feature_set(dataset, name, args.batch_size) for name, dataset in samples.items()}
     result = run_protocol(evaluator.feature_set(real_train, "real training clips", args.batch_size),

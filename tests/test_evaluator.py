@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +42,15 @@ def _config(archive: Path, epochs: int) -> EvaluatorTrainConfig:
         "data": {"name": "archive", "root": str(archive)}, "preset": "tiny", "pipeline": {"num_frames": 16},
         "batch_size": 8, "epochs": epochs, "log_every": 2, "optim": {"lr": 5e-3, "warmup_steps": 2},
     })
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """These tiny models run fastest on one thread; a busy machine makes more threads much slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -143,11 +143,11 @@ def test_protocol_rows_sizes_and_intervals() -> None:
 
 
 def test_protocol_set_size_refusals() -> None:
-    assert protocol_set_size(100, 40, [50, 30], None) == 20
-    assert protocol_set_size(100, 40, [], 10) == 10
-    with pytest.raises(ConfigError, match="sample file 2"):
-        protocol_set_size(100, 400, [50, 30], 40)
+    assert protocol_set_size(100, 40, {"a.npz": 50, "b.npz": 30}, None) == 20
+    assert protocol_set_size(100, 40, {}, 10) == 10
+    with pytest.raises(ConfigError, match=r"exceeds the clips of b.npz \(30\)"):
+        protocol_set_size(100, 400, {"a.npz": 50, "b.npz": 30}, 40)
     with pytest.raises(ConfigError, match="too few"):
-        protocol_set_size(100, 3, [50], None)
+        protocol_set_size(100, 3, {"a.npz": 50}, None)
     with pytest.raises(ConfigError, match="repeats"):
         ProtocolConfig(repeats=0)

@@ -68,10 +68,16 @@ class ProtocolConfig:
             raise ConfigError("diversity_pairs and multimodality_pairs must be positive")
 
 
-def protocol_set_size(train_clips: int, test_clips: int, sample_clips: list[int], requested: int | None) -> int:
-    """The ``n`` of every set (see the module docstring); ConfigError if it is below 2 or too large."""
+def protocol_set_size(train_clips: int, test_clips: int, sample_clips: dict[str, int], requested: int | None) -> int:
+    """The ``n`` of every set (see the module docstring); ConfigError if it is below 2 or too large.
+
+    Args:
+        train_clips, test_clips: numbers of real training and test clips.
+        sample_clips: number of clips of each sample set, by row name.
+        requested: the user's set size, or None for the largest allowed.
+    """
     limits = {"half the real test clips": test_clips // 2, "the real training clips": train_clips}
-    limits.update({f"sample file {i + 1}": count for i, count in enumerate(sample_clips)})
+    limits.update({f"the clips of {name}": count for name, count in sample_clips.items()})
     limit_name, limit = min(limits.items(), key=lambda item: item[1])
     if requested is not None and requested > limit:
         raise ConfigError(f"set size {requested} exceeds {limit_name} ({limit})")
@@ -105,7 +111,7 @@ def run_protocol(real_train: FeatureSet, real_test: FeatureSet, samples: dict[st
         JSON-ready ``{"protocol": {...}, "rows": [{"name", "clips", "metrics": {metric: {"mean",
         "interval95", "values"}}}]}``; the floor row comes first.
     """
-    size = protocol_set_size(len(real_train), len(real_test), [len(s) for s in samples.values()], config.set_size)
+    size = protocol_set_size(len(real_train), len(real_test), {k: len(v) for k, v in samples.items()}, config.set_size)
     rows: list[tuple[str, FeatureSet]] = [(FLOOR_ROW, real_test), *samples.items()]
     values: list[dict[str, list[float]]] = [{m: [] for m in METRICS} for _ in rows]
     for repeat in range(config.repeats):

@@ -74,7 +74,8 @@ class STGCNConfig:
         problem = check_parents(np.asarray(self.parents))
         if problem:
             raise ConfigError(f"parents: {problem}")
-        if not self.streams or any(s not in STREAMS for s in self.streams) or len(set(self.streams)) != len(self.streams):
+        known = all(s in STREAMS for s in self.streams)
+        if not self.streams or not known or len(set(self.streams)) != len(self.streams):
             raise ConfigError(f"streams must be distinct names from {STREAMS}, got {list(self.streams)}")
         if not self.widths or len(self.strides) != len(self.widths):
             raise ConfigError(f"widths ({len(self.widths)}) and strides ({len(self.strides)}) need one entry per block")

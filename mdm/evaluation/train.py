@@ -88,14 +88,13 @@ class EvaluatorTrainConfig:
 class EvaluatorTrainer:
     """Trains the evaluator :class:`STGCN`; see the module docstring for the run folder."""
 
-    def __init__(self, config: EvaluatorTrainConfig, output_dir: str | Path, *, progress: bool = True,
-                 dataset: MotionDataset | None = None) -> None:
+    def __init__(self, config: EvaluatorTrainConfig, output_dir: str | Path, *, progress: bool = True) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
         self.progress = progress
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
         set_seed(config.seed)
-        self.dataset = single_person(dataset if dataset is not None else load_training_data(config.data))
+        self.dataset = single_person(load_training_data(config.data))
         self.train_set = self.dataset.split_subset("train")
         self.val_set = self.dataset.split_subset("val")
         self.test_set = self.dataset.split_subset("test")
