@@ -3,17 +3,20 @@
 The models are those a co-training run of the given preset builds (the default ``cpu`` preset:
 the ``default`` recognizer, the ``cpu`` generator, 52 frames, Kinect v1, 12 classes), freshly
 initialised: sampling costs the same whatever the weights. The data is a small procedural
-dataset (the exemplar bank of feature guidance). Each guidance setting samples one batch after
-one warm-up batch; the figure is the median over repeats (PROTOCOL.md). For comparison, the
-published pipeline needs 1000 DDPM steps at about 8.8 s per clip on 2 CPU threads.
+dataset (the exemplar bank of feature guidance). Each guidance setting samples one warm-up batch
+(two steps) and then ``repeats`` timed batches; the figure is their median (PROTOCOL.md). The
+torch thread count and the machine's load average are recorded beside the figures: on a shared
+CPU they explain most of the spread. For comparison, the published pipeline needs 1000 DDPM
+steps at about 8.8 s per clip on 2 CPU threads.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -37,7 +40,8 @@ class SuiteConfig:
         steps: DDIM steps per sample.
         batch_size: clips sampled together.
         guidances: settings to time, each as ``--guidance`` takes them.
-        repeats: timed batches per setting (after one warm-up batch).
+        repeats: timed batches per setting (after one short warm-up batch).
+        threads: torch CPU threads; 0 keeps torch's default.
         seed: seed of the weights, the data and the noise.
     """
 
@@ -47,6 +51,7 @@ class SuiteConfig:
     guidances: list[str] = field(default_factory=lambda: ["none", "feature", "cfg", "classifier",
                                                           "feature,cfg,classifier"])
     repeats: int = 3
+    threads: int = 0
     seed: int = 0
 
 
@@ -65,31 +70,39 @@ def fresh_models(preset: str, seed: int) -> tuple[MotionGenerator, TrainedRecogn
 
 def run_suite(config: SuiteConfig) -> dict[str, object]:
     """Clips per second of guided DDIM sampling for each guidance setting."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     generator, recognizer, bank = fresh_models(config.preset, config.seed)
     labels = torch.arange(config.batch_size) % len(generator.spec.class_names)
     results: dict[str, object] = {
         "models": "freshly initialised (sampling cost does not depend on the weights)",
         "torch_threads": torch.get_num_threads(),
+        "batch_size": config.batch_size,
+        "steps": config.steps,
         "frames": generator.spec.num_frames,
         "joints": generator.skeleton.num_joints,
         "published_seconds_per_clip_1000_steps": 8.8,
+        "load_average_before": os.getloadavg(),
         "settings": {},
     }
     for text in config.guidances:
         guidance = GuidanceConfig(**parse_guidance(text), steps=config.steps)
+        warm_up = GuidedSampler(generator, recognizer, bank, replace(guidance, steps=2))
+        warm_up.sample(labels, noise=torch.Generator().manual_seed(config.seed), rng=np.random.default_rng(0))
         sampler = GuidedSampler(generator, recognizer, bank, guidance)
         seconds = []
-        for repeat in range(config.repeats + 1):
+        for repeat in range(config.repeats):
             start = time.perf_counter()
             sampler.sample(labels, noise=torch.Generator().manual_seed(config.seed + repeat),
                            rng=np.random.default_rng(repeat))
             seconds.append(time.perf_counter() - start)
-        median = statistics.median(seconds[1:])
+        median = statistics.median(seconds)
         results["settings"][text] = {  # type: ignore[index]
             "guidance": guidance.describe(),
-            "batch_seconds": seconds[1:],
+            "batch_seconds": seconds,
             "batch_seconds_median": median,
             "clips_per_second": config.batch_size / median,
             "seconds_per_clip": median / config.batch_size,
         }
+    results["load_average_after"] = os.getloadavg()
     return results

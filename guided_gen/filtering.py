@@ -44,7 +44,8 @@ class FilterConfig:
             raise ConfigError(f"--copy-threshold must be >= 0, got {self.copy_threshold}")
 
 
-def apply_filters(confidence: np.ndarray, nearest_distance: np.ndarray, config: FilterConfig) -> tuple[np.ndarray, dict[str, int]]:
+def apply_filters(confidence: np.ndarray, nearest_distance: np.ndarray,
+                  config: FilterConfig) -> tuple[np.ndarray, dict[str, int]]:
     """Which clips to keep, and the counts of each reason to drop.
 
     Args:

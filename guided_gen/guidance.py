@@ -145,7 +145,8 @@ class ExemplarBank:
                 chunk.append(features[stage].float().cpu())
         return cls([torch.cat(chunk) for chunk in chunks], train_set.labels.copy(), list(train_set.clip_ids))
 
-    def draw(self, labels: np.ndarray, count: int, mode: str, rng: np.random.Generator) -> tuple[list[Tensor], np.ndarray]:
+    def draw(self, labels: np.ndarray, count: int, mode: str,
+             rng: np.random.Generator) -> tuple[list[Tensor], np.ndarray]:
         """Exemplar features for samples of classes ``labels`` ``[B]``.
 
         Each sample takes ``count`` distinct clips of its class (with repetition only when the

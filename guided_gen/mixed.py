@@ -73,7 +73,8 @@ class MixedDataset:
         """Clips per split and origin, e.g. ``{"train_real": .., "train_synthetic": .., "val": .., "test": ..}``."""
         split = self.dataset.split
         train = split == "train"
-        return {"train_real": int(np.sum(train & ~self.is_synthetic)), "train_synthetic": int(np.sum(train & self.is_synthetic)),
+        return {"train_real": int(np.sum(train & ~self.is_synthetic)),
+                "train_synthetic": int(np.sum(train & self.is_synthetic)),
                 "val": int(np.sum(split == "val")), "test": int(np.sum(split == "test"))}
 
 
@@ -103,8 +104,9 @@ def mix_datasets(real: MotionDataset, synthetic: MotionDataset, config: MixConfi
         raise UserError(f"{synthetic_name}: classes {synthetic.class_names} differ from the real data's "
                         f"{real.class_names}")
     if tuple(synthetic.skeleton.parents) != tuple(real.skeleton.parents):
-        raise UserError(f"{synthetic_name}: skeleton {synthetic.skeleton.name} ({synthetic.skeleton.num_joints} joints) "
-                        f"differs from the real data's {real.skeleton.name} ({real.skeleton.num_joints} joints)")
+        raise UserError(f"{synthetic_name}: skeleton {synthetic.skeleton.name} "
+                        f"({synthetic.skeleton.num_joints} joints) differs from the real data's "
+                        f"{real.skeleton.name} ({real.skeleton.num_joints} joints)")
     if synthetic.is_multi_person:
         raise UserError(f"{synthetic_name}: synthetic clips must be one person [T, J, 3]")
     num_real_train = int(np.sum(real.split == "train"))

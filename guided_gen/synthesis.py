@@ -146,7 +146,6 @@ class Synthesis:
         """Everything the shards depend on (filters excluded: they act when merging)."""
         directory = self.run.directory
         return {
-            "run": str(directory.resolve()),
             "generator_weights": _file_digest(directory / "generator" / "denoiser.safetensors"),
             "recognizer_weights": _file_digest(directory / "recognizer" / "recognizer.safetensors"),
             "guidance": to_dict(self.config.guidance),
@@ -159,7 +158,7 @@ class Synthesis:
         """UserError if ``<out>.shards/`` holds shards of other settings."""
         saved = self.shard_dir / "plan.json"
         if saved.is_file() and json.loads(saved.read_text()) != self.plan():
-            raise UserError(f"{self.shard_dir}: holds shards made with other settings (run, weights, guidance, "
+            raise UserError(f"{self.shard_dir}: holds shards made with other settings (weights, guidance, "
                             "seed, batch size or counts); delete it or choose another --out")
 
     def write_plan(self) -> None:
@@ -239,21 +238,22 @@ class Synthesis:
         if missing:
             raise UserError(f"{self.shard_dir}: {len(missing)} of {len(self.shards)} shards are missing "
                             f"(first: {missing[0]}); run the same command again to make them")
+        spec = self.run.generator.spec
+        empty = {"joints": np.zeros((0, spec.num_frames, self.run.generator.skeleton.num_joints, 3), np.float32),
+                 "labels": np.zeros(0, np.int64), "confidence": np.zeros(0, np.float32),
+                 "nearest_distance": np.zeros(0, np.float32), "nearest_clip": np.zeros(0, str)}
         shards = [self.load_shard(s) for s in range(len(self.shards))]
-        joints_shape = (0, self.run.generator.spec.num_frames, self.run.generator.skeleton.num_joints, 3)
-        arrays = {key: np.concatenate([shard[key] for shard in shards]) if shards else np.zeros(0)
-                  for key in ("labels", "confidence", "nearest_distance", "nearest_clip")}
-        joints = np.concatenate([shard["joints"] for shard in shards]) if shards else np.zeros(joints_shape, np.float32)
+        arrays = {key: np.concatenate([first] + [shard[key] for shard in shards]) for key, first in empty.items()}
         keep, counts = apply_filters(arrays["confidence"], arrays["nearest_distance"], self.config.filters)
         kept = np.flatnonzero(keep)
-        spec = self.run.generator.spec
+        ids = [f"gen_{i:06d}" for i in range(len(keep))]
         dataset = MotionDataset(
-            clips=[joints[i] for i in kept], labels=arrays["labels"][kept].astype(np.int64),
+            clips=[arrays["joints"][i] for i in kept], labels=arrays["labels"][kept],
             class_names=spec.class_names, skeleton=self.run.generator.skeleton,
-            clip_ids=[f"gen_{i:06d}" for i in kept], split=np.full(len(kept), "train"), fps=spec.fps,
+            clip_ids=[ids[i] for i in kept], split=np.full(len(kept), "train"), fps=spec.fps,
             source=self.source)
         write_archive(dataset, self.out)
-        labels = arrays["labels"].astype(np.int64)
+        labels = arrays["labels"]
         per_class = {}
         for k, name in enumerate(spec.class_names):
             mine = labels == k
@@ -272,6 +272,9 @@ class Synthesis:
             "mean_confidence": float(arrays["confidence"].mean()) if len(labels) else None,
             "median_nearest_distance": float(np.median(arrays["nearest_distance"])) if len(labels) else None,
             "classes": per_class,
+            "near_copies": [{"clip": ids[i], "nearest_training_clip": str(arrays["nearest_clip"][i]),
+                             "distance": float(arrays["nearest_distance"][i])}
+                            for i in np.flatnonzero(arrays["nearest_distance"] < self.config.filters.copy_threshold)],
             "shards": len(self.shards),
             "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

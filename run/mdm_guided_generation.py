@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     guidance = GuidanceConfig(**parse_guidance(args.guidance), exemplars=args.exemplars,
                               exemplar_mode=args.exemplar_mode, steps=args.steps, method=args.method, eta=args.eta)
-    config = SynthesisConfig(guidance=guidance, per_class=args.per_class, balance=args.balance, seed=args.seed,
-                             batch_size=args.batch_size,
-                             filters=FilterConfig(min_confidence=args.min_confidence, copy_threshold=args.copy_threshold))
+    filters = FilterConfig(min_confidence=args.min_confidence, copy_threshold=args.copy_threshold)
+    config = SynthesisConfig(guidance=guidance, filters=filters, per_class=args.per_class, balance=args.balance,
+                             seed=args.seed, batch_size=args.batch_size)
     accelerator = Accelerator()
     run = CoTrainedRun.load(args.run, device=accelerator.device)
     synthesis = Synthesis(run, config, args.out)

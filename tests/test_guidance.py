@@ -29,7 +29,8 @@ def bank(run: CoTrainedRun) -> ExemplarBank:
     return run.exemplar_bank(run.training_clips())
 
 
-def _sample(run: CoTrainedRun, bank: ExemplarBank, labels: torch.Tensor, seed: int = 0, **scales: float) -> torch.Tensor:
+def _sample(run: CoTrainedRun, bank: ExemplarBank, labels: torch.Tensor, seed: int = 0,
+            **scales: float) -> torch.Tensor:
     sampler = GuidedSampler(run.generator, run.recognizer, bank, GuidanceConfig(steps=STEPS, **scales))
     motion, _ = sampler.sample(labels, noise=torch.Generator().manual_seed(seed), rng=np.random.default_rng(seed))
     return motion
@@ -97,8 +98,8 @@ def test_each_guidance_changes_the_samples_and_seeds_reproduce_them(run: CoTrain
 def test_scales_reduce_to_plain_conditioning_and_to_cfg(run: CoTrainedRun, bank: ExemplarBank) -> None:
     labels = torch.tensor([2, 0, 1])
     features, _ = bank.draw(labels.numpy(), 2, "interpolate", np.random.default_rng(0))
-    conditioned = run.generator.generate(labels, SamplingConfig(steps=STEPS), generator=torch.Generator().manual_seed(0),
-                                         features=features)
+    conditioned = run.generator.generate(labels, SamplingConfig(steps=STEPS),
+                                         generator=torch.Generator().manual_seed(0), features=features)
     torch.testing.assert_close(_sample(run, bank, labels, feature=1.0), conditioned)
     cfg = run.generator.generate(labels, SamplingConfig(steps=STEPS, guidance_scale=2.0),
                                  generator=torch.Generator().manual_seed(0))

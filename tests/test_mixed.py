@@ -49,7 +49,8 @@ def test_mixed_dataset_composition_ratio_weights_and_real_only_evaluation() -> N
     for split in ("val", "test"):
         held_out = data.split_subset(split)
         assert not any(c.startswith(SYNTHETIC_PREFIX) for c in held_out.clip_ids)
-    assert np.all(mixed.weights[mixed.is_synthetic] == np.float32(0.3)) and np.all(mixed.weights[~mixed.is_synthetic] == 1)
+    assert np.all(mixed.weights[mixed.is_synthetic] == np.float32(0.3))
+    assert np.all(mixed.weights[~mixed.is_synthetic] == 1)
     # the real clips come first, unchanged
     assert data.clip_ids[:len(real)] == real.clip_ids and np.array_equal(data.split[:len(real)], real.split)
     # the synthetic clips are a seeded subsample with their own labels
@@ -84,7 +85,8 @@ def test_budget_keeps_the_real_only_number_of_steps(tmp_path: Path) -> None:
 
 def test_synthetic_weight_scales_the_cross_entropy(tmp_path: Path) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=12)
-    config = replace(toy_run_config(archive, epochs=1), generator=replace(toy_run_config(archive).generator, enabled=False))
+    config = toy_run_config(archive, epochs=1)
+    config = replace(config, generator=replace(config.generator, enabled=False))
     mixed = mix_datasets(_real(), _synthetic(), MixConfig(ratio=1.0, synthetic_weight=0.25), 0)
     trainer = CoTrainer(config, tmp_path / "run", progress=False, dataset=mixed.dataset, sample_weights=mixed.weights)
     trainer.sampler.set_epoch(0)
