@@ -3,7 +3,8 @@
     python run/mdm_guided_generation.py --run outputs/mdm_imdm_cotrain/nw-ucla-cpu-seed0 \\
         --per-class 100 --guidance feature,cfg=2.5,classifier=0.1 --seed 0 --out outputs/synthetic/ucla.npz
     python run/mdm_guided_generation.py --run RUN --balance 150 --out syn.npz     # top classes up to 150 clips
-    accelerate launch --num_processes 4 run/mdm_guided_generation.py --run RUN --per-class 200 --out syn.npz
+    accelerate launch --multi_gpu --num_processes 4 run/mdm_guided_generation.py --run RUN --per-class 200 --out syn.npz
+    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -- run/mdm_guided_generation.py ...   # several CPU processes
 
 --guidance takes any of feature, cfg, classifier, each optionally with =SCALE (defaults: feature 1
 = the paper's exemplar-feature conditioning, cfg 2.5, classifier 0.1 standard deviations per step),
