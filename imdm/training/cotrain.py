@@ -39,7 +39,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
-from imdm.metrics import classification_report, plot_confusion
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.triplet import pooled_triplet_loss
 from mdm.config import save_yaml
@@ -49,6 +48,7 @@ from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
+from mdm.evaluation.metrics import classification_summary, plot_confusion
 from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, generator_spec_for, samples_to_dataset
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
@@ -434,7 +434,7 @@ class CoTrainer:
         out = self.output_dir
         best = TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device)
         logits, test_ce = self.evaluate_recognizer(self.test_set, best.model)
-        report = classification_report(logits, self.test_set.labels, self.dataset.class_names)
+        report = classification_summary(logits, self.test_set.labels, self.dataset.class_names)
         report["cross_entropy"] = test_ce
         extra = self.state.extra
         metrics = {

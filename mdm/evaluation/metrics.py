@@ -6,12 +6,19 @@
 * Multimodality: mean distance between random pairs of clips of the same class.
 
 Pairs are always of two different clips (ACTOR may draw a clip paired with itself).
-Also the classification figures of the evaluator's own test report (top-k, per class).
+Also the classification figures of a recognizer's test report (top-k, per class, confusion PNG),
+shared by the evaluator and the co-trained recognizer.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +128,28 @@ def classification_summary(scores: np.ndarray, labels: np.ndarray, class_names: 
                                for k, name in enumerate(class_names)},
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
+    totals = matrix.sum(1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape, float), where=totals > 0)
+    size = max(4.0, 0.55 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=8)
+    axis.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if len(class_names) <= 30:
+        for i in range(len(class_names)):
+            for j in range(len(class_names)):
+                if matrix[i, j]:
+                    axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                              color="white" if normalised[i, j] > 0.5 else "black")
+    axis.set_title(title)
+    figure.colorbar(image, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
