@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from imdm.bundle import TrainedRecognizer
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
-from mdm.data.transforms import ClipPipelineConfig, _side_pair, lateral_axis
+from mdm.data.transforms import ClipPipelineConfig, side_pair, lateral_axis
 from mdm.diffusion.sampling import sample
 from mdm.errors import ConfigError, UserError
 from mdm.generator import MotionGenerator
@@ -194,7 +194,7 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
         positions = positions - positions[:, :, root:root + 1]
     if not pipeline.view_normalise:
         return positions
-    left, right = _side_pair(skeleton)
+    left, right = side_pair(skeleton)
     line = positions[:, 0, left] - positions[:, 0, right]
     up = skeleton.up_axis
     i, j = (up + 1) % 3, (up + 2) % 3

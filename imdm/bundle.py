@@ -83,5 +83,9 @@ class TrainedRecognizer:
                             "written by mdm_imdm_cotrain.py")
         spec = from_dict(RecognizerSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
         model = Recognizer(spec.model)
-        model.load_state_dict(load_file(str(directory / "recognizer.safetensors")))
+        try:
+            model.load_state_dict(load_file(str(directory / "recognizer.safetensors")))
+        except RuntimeError as error:
+            raise UserError(f"{directory}: the weights do not fit this version's recognizer (written by an older "
+                            f"version?): {str(error).splitlines()[0]}") from None
         return cls(spec, model.to(device))

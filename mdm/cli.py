@@ -66,7 +66,7 @@ def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], defa
     parser.add_argument("--max-minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
 
 
-def _dotted(key: str, value: object) -> dict[str, object]:
+def dotted_override(key: str, value: object) -> dict[str, object]:
     """``a.b.c=1`` -> ``{'a': {'b': {'c': 1}}}``."""
     for part in reversed(key.split(".")):
         value = {part: value}
@@ -93,7 +93,7 @@ def resolve_training_config(config_class: type[T], preset_dir: Path, args: argpa
         overrides["seed"] = args.seed
     config = merge(config, overrides, "flags")
     for text in args.set:
-        config = merge(config, _dotted(*parse_key_value(text, "--set")), "--set")
+        config = merge(config, dotted_override(*parse_key_value(text, "--set")), "--set")
     return config
 
 

@@ -156,7 +156,11 @@ class MotionGenerator:
                             "written by mdm_train.py or mdm_imdm_cotrain.py")
         spec = from_dict(GeneratorSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
         denoiser = MotionDenoiser(spec.denoiser)
-        denoiser.load_state_dict(load_file(str(directory / "denoiser.safetensors")))
+        try:
+            denoiser.load_state_dict(load_file(str(directory / "denoiser.safetensors")))
+        except RuntimeError as error:
+            raise UserError(f"{directory}: the weights do not fit this version's denoiser (written by an older "
+                            f"version?): {str(error).splitlines()[0]}") from None
         return cls(spec, denoiser.to(device), NormStats.load(directory / "norm_stats.safetensors"))
 
 

@@ -26,7 +26,7 @@ import yaml
 from guided_gen.mixed import MixConfig, load_recipe, train_mixed
 from imdm.training.cotrain import CoTrainConfig
 from mdm import ASSETS_DIR
-from mdm.cli import _dotted, parse_key_value, run_main, setup_logging
+from mdm.cli import dotted_override, parse_key_value, run_main, setup_logging
 from mdm.config import from_dict, load_yaml, merge, to_dict
 from mdm.errors import ConfigError
 
@@ -63,7 +63,7 @@ def resolve(args: argparse.Namespace) -> tuple[CoTrainConfig, MixConfig]:
         flags["seed"] = args.seed
     config = merge(config, flags, "flags")
     for text in args.set:
-        config = merge(config, _dotted(*parse_key_value(text, "--set")), "--set")
+        config = merge(config, dotted_override(*parse_key_value(text, "--set")), "--set")
     mix = recipe.mix
     if args.synthetic_weight is not None:
         mix = replace(mix, synthetic_weight=args.synthetic_weight)

@@ -185,7 +185,7 @@ def lateral_axis(up_axis: int) -> int:
     return 2 if up_axis == 0 else 0
 
 
-def _side_pair(skeleton: Skeleton) -> tuple[int, int]:
+def side_pair(skeleton: Skeleton) -> tuple[int, int]:
     """``(left, right)`` hips of a skeleton, else its shoulders, found among its mirror pairs."""
     for part in ("hip", "shoulder"):
         for left, right in skeleton.mirror_pairs:
@@ -205,7 +205,7 @@ def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     the right to the left joint points along the positive lateral axis (+x for a y-up or
     z-up skeleton). A degenerate (vertical) line leaves the clip as it is.
     """
-    left, right = _side_pair(skeleton)
+    left, right = side_pair(skeleton)
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))
