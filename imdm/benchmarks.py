@@ -73,8 +73,9 @@ class PublishedRecognizerReplica(nn.Module):
     def __init__(self, per_frame: int, graph_nodes: int, num_classes: int, d_model: int = 512, heads: int = 8,
                  ff: int = 256, layers: int = 2, frames: int = 64) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Linear(per_frame, 2 * per_frame), nn.GELU(), nn.Linear(2 * per_frame, 3 * per_frame),
-                                  nn.GELU(), nn.Linear(3 * per_frame, d_model))
+        self.stem = nn.Sequential(nn.Linear(per_frame, 2 * per_frame), nn.GELU(),
+                                  nn.Linear(2 * per_frame, 3 * per_frame), nn.GELU(),
+                                  nn.Linear(3 * per_frame, d_model))
         position = torch.arange(frames, dtype=torch.float32)[:, None]
         div = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
         time_embedding = torch.zeros(frames, d_model)

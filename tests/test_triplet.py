@@ -118,10 +118,11 @@ def test_loss_separates_classes_when_minimised() -> None:
 
 def test_pooled_loss_averages_layers_with_shared_positives() -> None:
     data = torch.Generator().manual_seed(2)
-    pooled = [torch.randn(20, 6, generator=data), torch.randn(20, 10, generator=data), torch.randn(20, 3, generator=data)]
+    pooled = [torch.randn(20, dim, generator=data) for dim in (6, 10, 3)]
     labels = torch.randint(0, 4, (20,), generator=data)
     loss, stats = pooled_triplet_loss(pooled, labels, [0, -1], 0.4, generator=torch.Generator().manual_seed(9))
-    single = [batch_hard_triplet_loss(pooled[i], labels, 0.4, generator=torch.Generator().manual_seed(9)) for i in (0, 2)]
+    single = [batch_hard_triplet_loss(pooled[i], labels, 0.4, generator=torch.Generator().manual_seed(9))
+              for i in (0, 2)]
     assert loss.item() == pytest.approx((single[0][0].item() + single[1][0].item()) / 2, rel=1e-6)
     expected_fraction = (single[0][1]["active_fraction"] + single[1][1]["active_fraction"]).item() / 2
     assert stats["active_fraction"].item() == pytest.approx(expected_fraction, rel=1e-6)

@@ -103,7 +103,9 @@ class RecognizerConfig:
             raise ConfigError(f"recognizer.parents: {problem}")
         unknown = [s for s in self.streams if s not in STREAMS]
         if not self.streams or unknown or len(set(self.streams)) != len(self.streams):
-            raise ConfigError(f"recognizer.streams must be distinct names from {list(STREAMS)}, got {list(self.streams)}")
+            raise ConfigError(
+                f"recognizer.streams must be distinct names from {list(STREAMS)}, got {list(self.streams)}"
+            )
         if not len(self.widths) == len(self.depths) == len(self.ff):
             raise ConfigError(
                 f"recognizer.widths, depths and ff need one entry per stage, got {len(self.widths)}, "
@@ -115,9 +117,13 @@ class RecognizerConfig:
             raise ConfigError(f"recognizer.joint_stages must lie in [1, {len(self.widths)}], got {self.joint_stages}")
         joint_widths, frame_widths = self.widths[:self.joint_stages], self.widths[self.joint_stages:]
         if any(width % GRAPH_SUBSETS for width in joint_widths):
-            raise ConfigError(f"recognizer.widths of joint stages {list(joint_widths)} must be divisible by {GRAPH_SUBSETS}")
+            raise ConfigError(
+                f"recognizer.widths of joint stages {list(joint_widths)} must be divisible by {GRAPH_SUBSETS}"
+            )
         if any(width % self.heads for width in frame_widths):
-            raise ConfigError(f"recognizer.widths of frame stages {list(frame_widths)} must be divisible by heads={self.heads}")
+            raise ConfigError(
+                f"recognizer.widths of frame stages {list(frame_widths)} must be divisible by heads={self.heads}"
+            )
         if self.temporal_patch < 1 or self.num_frames % self.temporal_patch:
             raise ConfigError(
                 f"recognizer.num_frames={self.num_frames} must be a multiple of temporal_patch={self.temporal_patch}"
@@ -320,7 +326,8 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: a token mixer (graph or attention), then the conv feed-forward."""
 
-    def __init__(self, mixer: nn.Module, width: int, hidden: int, kernel: int, dropout: float, drop_path: float) -> None:
+    def __init__(self, mixer: nn.Module, width: int, hidden: int, kernel: int, dropout: float,
+                 drop_path: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width)
         self.mixer = mixer
