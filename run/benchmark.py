@@ -27,6 +27,7 @@ from mdm.config import from_dict, load_yaml, merge, to_dict
 
 SUITES: dict[str, str] = {
     "data": "mdm.benchmarks.data_suite",
+    "denoiser": "mdm.benchmarks.denoiser_suite",
     "generation": "guided_gen.benchmarks",
     "render": "mdm.benchmarks.render_suite",
 }
