@@ -1,6 +1,7 @@
 """Run one benchmark suite and write its figures as JSON.
 
     python run/benchmark.py --suite data [--out outputs/bench_data.json] [--set read_repeats=5]
+    python run/benchmark.py --suite mdm --preset paper --out outputs/bench_mdm_paper.json
 
 Each suite is a module exposing ``SuiteConfig`` (a dataclass of its options, all with
 defaults) and ``run_suite(config) -> dict`` (JSON-ready figures); add a suite by adding
@@ -27,7 +28,8 @@ from mdm.config import from_dict, load_yaml, merge, to_dict
 
 SUITES: dict[str, str] = {
     "data": "mdm.benchmarks.data_suite",
-    "denoiser": "mdm.benchmarks.denoiser_suite",
+    "mdm": "mdm.benchmarks.denoiser_suite",
+    "imdm": "imdm.benchmarks",
     "generation": "guided_gen.benchmarks",
     "render": "mdm.benchmarks.render_suite",
 }
@@ -51,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="YAML file of the suite's options")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one option of the suite (repeatable), e.g. read_repeats=5")
+    parser.add_argument("--preset", help="shorthand for --set preset=NAME (suites timing one preset, e.g. mdm) "
+                        "or --set presets=[NAME] (suites timing several, e.g. imdm)")
     parser.add_argument("--out", help="write the figures to this JSON file (default: print only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     suite = importlib.import_module(SUITES[args.suite])
     config = from_dict(suite.SuiteConfig, load_yaml(args.config), args.config) if args.config else suite.SuiteConfig()
     config = merge(config, dict(parse_key_value(text, "--set") for text in args.set), "--set")
+    if args.preset:
+        key = "preset" if hasattr(config, "preset") else "presets"
+        config = merge(config, {key: args.preset if key == "preset" else [args.preset]}, "--preset")
     report = {
         "suite": args.suite,
         "command": " ".join(["python", *sys.argv]),
