@@ -1,10 +1,28 @@
-"""The ``imdm`` benchmark: recognizer inference and training-step time, triplet-loss time, on the CPU.
+"""The ``imdm`` benchmark: recognizer inference, training and co-training steps, triplet loss, on the CPU.
 
 Follows PROTOCOL.md: threads stated, warm-up runs, then medians (with min and max) of repeated
 runs. All jobs of a group are timed round-robin (one run of each per repeat), so a load
 change on a shared machine hits them alike and their ratios stay comparable inside one run.
 With ``reference`` on, a replica of the published recognizer (``I_MDM_SkateTrans``, at its
-published input: 2 persons x 25 joints x 6 features) is timed beside ours.
+published input: 2 persons x 25 joints x 6 features) is timed beside ours, and for the
+co-training step the published pair: its training step followed by that of the published-MDM
+replica (:class:`mdm.benchmarks.denoiser_suite.PublishedMDMReplica`, HumanAct12's 25 x 6 input),
+each with its own AdamW; the published code's feature injection crashes on mismatched shapes,
+so the pair runs without it.
+
+Results: one entry per recognizer preset and one ``published_replica``, each with
+``recognizer_params``, ``infer_ms_per_clip_bN`` (per clip, for each ``N`` in ``batches``),
+``train_step_ms_bB`` and ``cotrain_step_ms_bB`` (``B`` = ``train_batch``; medians) and
+``spread`` (min, max and number of runs of each timing); each preset also has
+``ratio_to_published`` (ours / published: below 1 is faster or smaller). Then
+``triplet_ms_bN_dD`` (batch-hard mining and loss without gradient; ``triplet_backward_ms_bN_dD``
+with the backward pass) and the machine's load.
+
+The co-training step is :meth:`imdm.training.cotrain.CoTrainer.train_step` (cross-entropy,
+triplet loss and feature-conditioned diffusion loss, one backward, both optimizers, EMA
+updates) at the recognizer preset paired with the denoiser preset of :data:`DENOISER_FOR_PRESET`,
+on one batch of the built-in procedural dataset (:mod:`mdm.data.synthetic`, Kinect v1, 12
+classes), generated in memory.
 """
 
 from __future__ import annotations
@@ -12,17 +30,28 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imdm.models.recognizer import Recognizer, count_parameters, recognizer_preset
+from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
+from mdm.benchmarks.denoiser_suite import PublishedMDMReplica
+from mdm.config import merge
+from mdm.data.dataset import MotionDataset
+from mdm.data.synthetic import generate_synthetic_dataset
+from mdm.models import denoiser_preset
 from mdm.skeleton import load_skeleton
+
+DENOISER_FOR_PRESET: dict[str, str] = {"tiny": "tiny", "default": "cpu", "paper": "paper"}
+"""Recognizer preset -> the denoiser preset co-trained with it in the timed co-training step."""
 
 
 @dataclass
@@ -33,14 +62,18 @@ class SuiteConfig:
         presets: recognizer presets to time.
         skeleton: built-in skeleton giving ``J`` and the parents (NW-UCLA: kinect_v1).
         num_classes: ``K`` (NW-UCLA: 10).
-        frames: clip length; 0 = each preset's own ``num_frames``.
+        frames: clip length; 0 = each preset's own ``num_frames`` (and 64 for the published
+            recognizer, 60 for the published MDM).
         batches: inference batch sizes; figures are per clip.
-        train_batch: batch of one training step (forward, cross-entropy, backward, AdamW).
+        train_batch: batch of one training step (forward, cross-entropy, backward, AdamW) and of
+            one co-training step.
         threads: ``torch.set_num_threads``.
         warmup: untimed rounds first.
-        repeats: timed rounds.
+        repeats: timed rounds (half as many, at least one, for training and co-training steps).
         clips_per_run: at least this many clips per timed run (batch 1 runs several forwards).
-        reference: also time the published-recognizer replica.
+        reference: also time the published-recognizer replica (and the published co-training pair).
+        cotrain: also time the co-training step (on the device Accelerate picks: named in
+            ``cotrain_setup``).
         triplet_batch, triplet_dim: shape of the timed triplet loss.
     """
 
@@ -55,6 +88,7 @@ class SuiteConfig:
     repeats: int = 7
     clips_per_run: int = 16
     reference: bool = True
+    cotrain: bool = True
     triplet_batch: int = 512
     triplet_dim: int = 1024
 
@@ -114,11 +148,9 @@ class PublishedRecognizerReplica(nn.Module):
         return self.classifier(h.mean(dim=1))
 
 
-def _summary(seconds: list[float], scale: float) -> dict[str, float]:
-    """Median, min and max of ``seconds * scale`` (e.g. ms per clip)."""
-    values = [s * scale for s in seconds]
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3)}
+def _figure(value: float) -> float:
+    """A headline figure, to 4 significant digits."""
+    return float(f"{value:.4g}")
 
 
 def _time_round_robin(jobs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -135,6 +167,14 @@ def _time_round_robin(jobs: dict[str, Callable[[], object]], warmup: int, repeat
     return times
 
 
+def _record(entry: dict[str, object], key: str, seconds: list[float], scale: float) -> None:
+    """Store the median of ``seconds * scale`` as ``entry[key]`` and its min, max and runs in ``entry["spread"]``."""
+    values = [s * scale for s in seconds]
+    entry[key] = _figure(statistics.median(values))
+    entry.setdefault("spread", {})[key] = {"min": _figure(min(values)), "max": _figure(max(values)),
+                                           "runs": len(values)}
+
+
 def _inference(model: nn.Module, x: Tensor, runs: int) -> Callable[[], None]:
     def job() -> None:
         with torch.inference_mode():
@@ -143,26 +183,52 @@ def _inference(model: nn.Module, x: Tensor, runs: int) -> Callable[[], None]:
     return job
 
 
-def _train_step(model: nn.Module, x: Tensor, labels: Tensor, logits: Callable[[object], Tensor]) -> Callable[[], None]:
+def _train_step(model: nn.Module, inputs: tuple[Tensor, ...],
+                loss_of: Callable[[object], Tensor]) -> Callable[[], None]:
+    """One AdamW step of ``model`` on ``loss_of(model(*inputs))``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def job() -> None:
-        loss = F.cross_entropy(logits(model(x)), labels)
+        loss = loss_of(model(*inputs))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     return job
 
 
+def _cotrain_step(preset: str, frames: int, batch_size: int, dataset: MotionDataset,
+                  output_dir: Path) -> tuple[Callable[[], None], dict]:
+    """The co-training step of recognizer ``preset`` and its denoiser on one fixed batch, and what it trains."""
+    config = merge(CoTrainConfig(), {"pipeline": {"num_frames": frames}, "recognizer": {"preset": preset},
+                                     "generator": {"preset": DENOISER_FOR_PRESET[preset]}, "batch_size": batch_size,
+                                     "render_samples": False}, "imdm benchmark co-training step")
+    trainer = CoTrainer(config, output_dir, progress=False, dataset=dataset)
+    batch = next(iter(trainer.train_loader))
+    about = {"denoiser_preset": DENOISER_FOR_PRESET[preset],
+             "denoiser_params": count_parameters(trainer.accelerator.unwrap_model(trainer.denoiser)),
+             "frames": frames, "data": dataset.source, "device": str(trainer.accelerator.device)}
+    return lambda: trainer.train_step(batch), about
+
+
+def _published_denoiser_step(config: SuiteConfig, generator: torch.Generator) -> Callable[[], None]:
+    """Training step of the published-MDM replica (HumanAct12: 25 x 6 input, 60 frames) at ``train_batch``."""
+    paper = denoiser_preset("paper", num_joints=24, num_channels=6, num_classes=config.num_classes)
+    replica = PublishedMDMReplica(25, 6, config.num_classes, paper.d_model, paper.num_layers, paper.num_heads,
+                                  paper.ff_dim, paper.dropout, paper.cond_drop_prob).train()
+    batch = config.train_batch
+    x = torch.randn(batch, 25, 6, config.frames or 60, generator=generator)
+    t = torch.randint(0, 1000, (batch,), generator=generator)
+    y = torch.randint(0, config.num_classes, (batch,), generator=generator)
+    return _train_step(replica, (x, t, y), lambda out: (out - x).square().mean())
+
+
 def run_suite(config: SuiteConfig) -> dict[str, object]:
-    """Time recognizer inference (ms per clip), one training step (s) and the triplet loss (ms)."""
+    """Time recognizer inference (ms per clip), training and co-training steps (ms) and the triplet loss (ms)."""
     torch.set_num_threads(config.threads)
     skeleton = load_skeleton(config.skeleton)
     generator = torch.Generator().manual_seed(0)
     models: dict[str, tuple[nn.Module, Callable[[int], Tensor], Callable[[object], Tensor]]] = {}
-    report: dict[str, object] = {"threads": config.threads, "torch": torch.__version__,
-                                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                                 "load_average_1min_before": os.getloadavg()[0], "models": {}}
+    figures: dict[str, dict[str, object]] = {}
     for preset in config.presets:
         overrides: dict[str, object] = {"num_joints": skeleton.num_joints, "parents": skeleton.parents,
                                         "num_classes": config.num_classes}
@@ -173,9 +239,8 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         model = Recognizer(model_config)
         shape = (model_config.num_frames, skeleton.num_joints, model_config.in_channels)
         models[preset] = (model, lambda b, s=shape: torch.randn((b,) + s, generator=generator), lambda out: out.logits)
-        report["models"][preset] = {"parameters": count_parameters(model), "frames": model_config.num_frames,
-                                    "feature_dims": list(model.feature_dims),
-                                    "feature_frames": list(model.feature_frames)}
+        figures[preset] = {"recognizer_params": count_parameters(model), "frames": model_config.num_frames,
+                           "feature_dims": list(model.feature_dims), "feature_frames": list(model.feature_frames)}
     if config.reference:
         frames = config.frames or 64
         torch.manual_seed(0)
@@ -183,27 +248,49 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
                                              frames=frames)
         models["published_replica"] = (replica, lambda b: torch.randn(b, frames, 2 * 25 * 6, generator=generator),
                                        lambda out: out)
-        report["models"]["published_replica"] = {"parameters": count_parameters(replica), "frames": frames}
+        figures["published_replica"] = {"recognizer_params": count_parameters(replica), "frames": frames}
+    load_before = os.getloadavg()[0]
+    train_repeats = max(1, config.repeats // 2)
+    step_key = f"b{config.train_batch}"
 
     labels = torch.randint(0, config.num_classes, (config.train_batch,), generator=generator)
-    train_jobs = {name: _train_step(model.train(), make(config.train_batch), labels, logits)
+    train_jobs = {name: _train_step(model.train(), (make(config.train_batch),),
+                                    lambda out, logits=logits: F.cross_entropy(logits(out), labels))
                   for name, (model, make, logits) in models.items()}
-    train_times = _time_round_robin(train_jobs, 1, max(1, config.repeats // 2))
+    for name, seconds in _time_round_robin(train_jobs, config.warmup, train_repeats).items():
+        _record(figures[name], f"train_step_ms_{step_key}", seconds, 1000.0)
+
+    if config.cotrain:
+        # Subjects 1-7 of every 10 clips of a class are training clips: 84 of each 120 clips.
+        dataset = generate_synthetic_dataset(seed=0, clips_per_class=10 * math.ceil(config.train_batch / 84))
+        with tempfile.TemporaryDirectory() as tmp:
+            cotrain_jobs: dict[str, Callable[[], object]] = {}
+            for preset in config.presets:
+                cotrain_jobs[preset], figures[preset]["cotrain_setup"] = _cotrain_step(
+                    preset, figures[preset]["frames"], config.train_batch, dataset, Path(tmp) / preset)
+            if config.reference:
+                denoiser_step = _published_denoiser_step(config, generator)
+                recognizer_step = train_jobs["published_replica"]
+                cotrain_jobs["published_replica"] = lambda: (recognizer_step(), denoiser_step())
+            for name, seconds in _time_round_robin(cotrain_jobs, config.warmup, train_repeats).items():
+                _record(figures[name], f"cotrain_step_ms_{step_key}", seconds, 1000.0)
 
     inference_jobs, clips = {}, {}
     for name, (model, make, _) in models.items():
         model.eval()
         for batch in config.batches:
             runs = max(1, math.ceil(config.clips_per_run / batch))
-            inference_jobs[f"{name}_batch{batch}"] = _inference(model, make(batch), runs)
-            clips[f"{name}_batch{batch}"] = runs * batch
-    inference_times = _time_round_robin(inference_jobs, config.warmup, config.repeats)
-    for name in models:
-        entry = report["models"][name]
-        entry["ms_per_clip"] = {str(batch): _summary(inference_times[f"{name}_batch{batch}"],
-                                                     1000.0 / clips[f"{name}_batch{batch}"])
-                                for batch in config.batches}
-        entry[f"train_step_s_batch{config.train_batch}"] = _summary(train_times[name], 1.0)
+            inference_jobs[(name, batch)] = _inference(model, make(batch), runs)
+            clips[(name, batch)] = runs * batch
+    for (name, batch), seconds in _time_round_robin(inference_jobs, config.warmup, config.repeats).items():
+        _record(figures[name], f"infer_ms_per_clip_b{batch}", seconds, 1000.0 / clips[(name, batch)])
+
+    if config.reference:
+        published = figures["published_replica"]
+        for preset in config.presets:
+            figures[preset]["ratio_to_published"] = {
+                key: _figure(figures[preset][key] / published[key])
+                for key in published if key in figures[preset] and key not in ("frames", "spread")}
 
     features = torch.randn(config.triplet_batch, config.triplet_dim, generator=generator)
     triplet_labels = torch.randint(0, config.num_classes, (config.triplet_batch,), generator=generator)
@@ -216,9 +303,13 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     def triplet_backward() -> None:
         batch_hard_triplet_loss(trainable, triplet_labels, 0.3, generator=generator)[0].backward()
 
-    triplet_times = _time_round_robin({"forward": triplet_forward, "forward_backward": triplet_backward},
+    triplet_key = f"b{config.triplet_batch}_d{config.triplet_dim}"
+    triplet: dict[str, object] = {}
+    triplet_times = _time_round_robin({"forward": triplet_forward, "backward": triplet_backward},
                                       config.warmup, 3 * config.repeats)
-    report["triplet_ms"] = {"batch": config.triplet_batch, "dim": config.triplet_dim,
-                            **{name: _summary(values, 1000.0) for name, values in triplet_times.items()}}
-    report["load_average_1min_after"] = os.getloadavg()[0]
-    return report
+    _record(triplet, f"triplet_ms_{triplet_key}", triplet_times["forward"], 1000.0)
+    _record(triplet, f"triplet_backward_ms_{triplet_key}", triplet_times["backward"], 1000.0)
+    triplet["triplet_spread"] = triplet.pop("spread")
+    return {**figures, **triplet, "threads": config.threads, "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}}

@@ -5,6 +5,15 @@ runs. The variants are timed round-robin (one run of each per repeat), so a load
 shared machine hits them alike and their ratios stay comparable inside one run. With
 ``reference`` on, a replica of the published MDM denoiser (sequence-first
 ``nn.TransformerEncoder``, HumanAct12's 25 x 6 input) is timed beside ours.
+
+The results open with the headline figures (``B`` = ``train_batch``, ``S`` = ``sample_batch``,
+``N`` = ``sample_steps``, ``R`` = ``reference_sample_steps``): ``denoiser_params``,
+``train_step_ms_bB``, ``sample_ms_per_step_bS`` and ``sample_s_bS_stepsN`` (median DDIM run
+without guidance, as ``run/mdm_sample.py`` samples by default; ``..._cfg`` with guidance), and
+with ``reference`` the replica's ``published_replica_params``,
+``published_replica_train_step_ms_bB``, ``published_replica_sample_s_bS_stepsR_estimate``
+(its timed batch-``S`` forward times ``R``: the published sampler makes one forward per step)
+and ``ratio_ours_to_published``; the detailed timings (min, max, every run, CPU time) follow.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ class SuiteConfig:
         compile: also time ``torch.compile`` of our model (long compile on a small CPU).
         reference: also time the published-MDM replica.
         sampling: also time full DDIM sampling runs (``sample_steps`` model calls each).
+        reference_sample_steps: sampling steps of the published code (MDM samples with all
+            1000 diffusion steps), for the replica's sampling-time estimate.
     """
 
     preset: str = "paper"
@@ -59,6 +70,7 @@ class SuiteConfig:
     compile: bool = False
     reference: bool = True
     sampling: bool = True
+    reference_sample_steps: int = 1000
 
 
 class PublishedMDMReplica(nn.Module):
@@ -188,20 +200,65 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         forward_jobs[f"published_replica_batch{sb}"] = _inference(lambda: reference(xs_ref, ts, ys))
     forward = _time_round_robin(forward_jobs, config.warmup, config.repeats)
 
-    results = {
+    results: dict[str, object] = {
+        "denoiser_params": count_parameters(model),
+        f"train_step_ms_b{batch}": _ms(train["ours"]),
+    }
+    sampling = _time_sampling(model, config, ys) if config.sampling else None
+    if sampling is not None:
+        steps = config.sample_steps
+        results[f"sample_ms_per_step_b{sb}"] = _figure(1000.0 * sampling["no_cfg"]["median_s"] / steps)
+        results[f"sample_s_b{sb}_steps{steps}"] = _figure(sampling["no_cfg"]["median_s"])
+        results[f"sample_s_b{sb}_steps{steps}_cfg"] = _figure(sampling["cfg"]["median_s"])
+    if reference is not None:
+        results.update(_published_figures(config, results, reference, train, forward))
+    results.update({
         "threads": config.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
-        "parameters": {"ours": count_parameters(model),
-                       **({"published_replica": count_parameters(reference)} if reference else {})},
         "train_step": train,
         "forward": forward,
-    }
-    if config.sampling:
-        results[f"sampling_{config.sample_steps}_steps_{sb}_clips"] = _time_sampling(model, config, ys)
+    })
+    if sampling is not None:
+        results[f"sampling_{config.sample_steps}_steps_{sb}_clips"] = sampling
     results["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
     return results
+
+
+def _figure(value: float) -> float:
+    """A headline figure, to 4 significant digits."""
+    return float(f"{value:.4g}")
+
+
+def _ms(summary: dict) -> float:
+    """The median of a :func:`_summary`, in milliseconds."""
+    return _figure(1000.0 * summary["median_s"])
+
+
+def _published_figures(config: SuiteConfig, ours: dict[str, object], reference: nn.Module,
+                       train: dict[str, dict], forward: dict[str, dict]) -> dict[str, object]:
+    """The replica's headline figures and the ratios ours / published (below 1: ours is faster or smaller)."""
+    batch, sb = config.train_batch, config.sample_batch
+    steps, reference_steps = config.sample_steps, config.reference_sample_steps
+    reference_forward = forward[f"published_replica_batch{sb}"]["median_s"]
+    estimate_key = f"published_replica_sample_s_b{sb}_steps{reference_steps}_estimate"
+    published: dict[str, object] = {
+        "published_replica_params": count_parameters(reference),
+        f"published_replica_train_step_ms_b{batch}": _ms(train["published_replica"]),
+        f"published_replica_forward_ms_b{sb}": _figure(1000.0 * reference_forward),
+        estimate_key: _figure(reference_steps * reference_forward),
+    }
+    ratios = {
+        "params": _figure(ours["denoiser_params"] / published["published_replica_params"]),
+        f"train_step_ms_b{batch}": _figure(train["ours"]["median_s"] / train["published_replica"]["median_s"]),
+        f"forward_ms_b{sb}": _figure(forward[f"ours_batch{sb}"]["median_s"] / reference_forward),
+    }
+    sample_key = f"sample_s_b{sb}_steps{steps}"
+    if sample_key in ours:
+        ratios[f"{sample_key}_to_{estimate_key}"] = _figure(ours[sample_key] / published[estimate_key])
+    published["ratio_ours_to_published"] = ratios
+    return published
 
 
 def _time_sampling(model: MotionDenoiser, config: SuiteConfig, labels: Tensor) -> dict[str, dict]:
