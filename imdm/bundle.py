@@ -12,16 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from imdm.models.recognizer import Recognizer, RecognizerConfig
-from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
+from mdm.model_folder import load_module_weights, read_model_folder, save_model_folder
+
+SPEC_FILE = "recognizer.yaml"
+WEIGHTS_FILE = "recognizer.safetensors"
 
 
 @dataclass
@@ -64,28 +65,13 @@ class TrainedRecognizer:
         return torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(self.spec.class_names)))
 
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
-        save_file(weights, str(directory / "recognizer.safetensors"))
-        (directory / "recognizer.yaml").write_text(yaml.safe_dump(to_dict(self.spec), sort_keys=False))
-        return directory
+        return save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.model})
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer:
         """Load a folder written by :meth:`save`, or a run folder holding ``recognizer/``."""
-        directory = Path(directory)
-        if (directory / "recognizer").is_dir():
-            directory = directory / "recognizer"
-        spec_file = directory / "recognizer.yaml"
-        if not spec_file.is_file():
-            raise UserError(f"{directory}: not a recognizer folder (no recognizer.yaml); pass a run folder "
-                            "written by mdm_imdm_cotrain.py")
-        spec = from_dict(RecognizerSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
+        directory, spec = read_model_folder(directory, "recognizer", RecognizerSpec, SPEC_FILE,
+                                            "mdm_imdm_cotrain.py")
         model = Recognizer(spec.model)
-        try:
-            model.load_state_dict(load_file(str(directory / "recognizer.safetensors")))
-        except RuntimeError as error:
-            raise UserError(f"{directory}: the weights do not fit this version's recognizer (written by an older "
-                            f"version?): {str(error).splitlines()[0]}") from None
+        load_module_weights(model, directory / WEIGHTS_FILE)
         return cls(spec, model.to(device))

@@ -17,17 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.torch import load_file, save_file
 
-from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.diffusion.sampling import sample
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.errors import ConfigError, UserError
+from mdm.model_folder import load_module_weights, read_model_folder, save_model_folder
 from mdm.models.denoiser import DenoiserConfig, MotionDenoiser
 from mdm.representation import NormStats, PositionRepresentation
 from mdm.skeleton import Skeleton
+
+SPEC_FILE = "generator.yaml"
+WEIGHTS_FILE = "denoiser.safetensors"
+STATS_FILE = "norm_stats.safetensors"
 
 
 @dataclass
@@ -136,32 +138,18 @@ class MotionGenerator:
 
     def save(self, directory: str | Path) -> Path:
         """Write the generator folder (see the module docstring)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.denoiser.state_dict().items()}
-        save_file(weights, str(directory / "denoiser.safetensors"))
-        self.stats.save(directory / "norm_stats.safetensors")
-        (directory / "generator.yaml").write_text(yaml.safe_dump(to_dict(self.spec), sort_keys=False))
+        directory = save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.denoiser})
+        self.stats.save(directory / STATS_FILE)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> MotionGenerator:
         """Load a generator folder written by :meth:`save` (or a run folder holding ``generator/``)."""
-        directory = Path(directory)
-        if (directory / "generator").is_dir():
-            directory = directory / "generator"
-        spec_file = directory / "generator.yaml"
-        if not spec_file.is_file():
-            raise UserError(f"{directory}: not a generator folder (no generator.yaml); pass a run folder "
-                            "written by mdm_train.py or mdm_imdm_cotrain.py")
-        spec = from_dict(GeneratorSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
+        directory, spec = read_model_folder(directory, "generator", GeneratorSpec, SPEC_FILE,
+                                            "mdm_train.py or mdm_imdm_cotrain.py")
         denoiser = MotionDenoiser(spec.denoiser)
-        try:
-            denoiser.load_state_dict(load_file(str(directory / "denoiser.safetensors")))
-        except RuntimeError as error:
-            raise UserError(f"{directory}: the weights do not fit this version's denoiser (written by an older "
-                            f"version?): {str(error).splitlines()[0]}") from None
-        return cls(spec, denoiser.to(device), NormStats.load(directory / "norm_stats.safetensors"))
+        load_module_weights(denoiser, directory / WEIGHTS_FILE)
+        return cls(spec, denoiser.to(device), NormStats.load(directory / STATS_FILE))
 
 
 def generator_spec_for(dataset: MotionDataset, denoiser: DenoiserConfig, diffusion: DiffusionConfig,

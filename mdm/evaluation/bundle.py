@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.torch import load_file, save_file
 
-from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import DataConfig
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
 from mdm.evaluation.stgcn import STGCN, STGCNConfig
+from mdm.model_folder import load_module_weights, read_model_folder, save_model_folder
 from mdm.training.mdm_trainer import make_eval_loader
 
 SPEC_FILE = "evaluator.yaml"
@@ -116,24 +114,12 @@ class TrainedEvaluator:
 
     def save(self, directory: str | Path) -> Path:
         """Write the evaluator folder (see the module docstring)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
-        save_file(weights, str(directory / WEIGHTS_FILE))
-        (directory / SPEC_FILE).write_text(yaml.safe_dump(to_dict(self.spec), sort_keys=False))
-        return directory
+        return save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.model})
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedEvaluator:
         """Load a folder written by :meth:`save`, or a run folder holding ``evaluator/``."""
-        directory = Path(directory)
-        if (directory / "evaluator").is_dir():
-            directory = directory / "evaluator"
-        spec_file = directory / SPEC_FILE
-        if not spec_file.is_file():
-            raise UserError(f"{directory}: not an evaluator folder (no {SPEC_FILE}); pass a run folder written by "
-                            "train_evaluator.py")
-        spec = from_dict(EvaluatorSpec, yaml.safe_load(spec_file.read_text()), where=str(spec_file))
+        directory, spec = read_model_folder(directory, "evaluator", EvaluatorSpec, SPEC_FILE, "train_evaluator.py")
         model = STGCN(spec.model)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        load_module_weights(model, directory / WEIGHTS_FILE)
         return cls(spec, model.to(device))

@@ -31,15 +31,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mdm.config import save_yaml
+from mdm.model_folder import cpu_state_dict
 from mdm.errors import UserError
 from mdm.training.ema import EMA
 
 LATEST = "latest"
-
-
-def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with contiguous CPU tensors; shared tensors are cloned for safetensors."""
-    return {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in model.state_dict().items()}
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -107,9 +103,9 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for key, model in models.items():
-        save_file(_weights(model), str(tmp / f"model_{key}.safetensors"))
+        save_file(cpu_state_dict(model), str(tmp / f"model_{key}.safetensors"))
     for key, ema in emas.items():
-        save_file(_weights(ema.model), str(tmp / f"ema_{key}.safetensors"))
+        save_file(cpu_state_dict(ema.model), str(tmp / f"ema_{key}.safetensors"))
     torch.save(
         {
             "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
