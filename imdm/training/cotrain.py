@@ -23,9 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,35 +30,28 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.triplet import pooled_triplet_loss
-from mdm.config import save_yaml
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
-from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
-from mdm.evaluation.metrics import classification_summary, plot_confusion
+from mdm.evaluation.metrics import plot_confusion
 from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, generator_spec_for, samples_to_dataset
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
 from mdm.render import render_video
 from mdm.representation import PositionRepresentation
-from mdm.training.batches import EpochBatchSampler
-from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
-from mdm.training.logs import CSVLogger, plot_curves
-from mdm.training.mdm_trainer import fit_feature_stats, make_eval_loader, single_person
+from mdm.training.logs import plot_curves
+from mdm.training.loop import EpochTrainer, make_eval_loader, replace_folder, steps_per_epoch
+from mdm.training.mdm_trainer import fit_feature_stats, single_person
 from mdm.training.objective import DiffusionObjective
 from mdm.training.optim import OptimConfig, make_optimizer
-from mdm.training.stopping import StopFlag
 
 logger = logging.getLogger("imdm.cotrain")
 VALIDATION_SEED = 1234
@@ -124,22 +114,17 @@ class CoTrainConfig:
             raise ConfigError("epochs, batch_size and patience must be positive")
 
 
-def _replace_folder(source: Path, target: Path) -> None:
-    """Move a freshly written folder into place, replacing the old one."""
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(source, target)
-
-
-class CoTrainer:
+class CoTrainer(EpochTrainer):
     """Co-trains a :class:`Recognizer` and (optionally) a :class:`MotionDenoiser`."""
+
+    logger = logger
+    progress_label = "co-train"
+    postfix_terms = ("ce", "diffusion", "train_acc")
 
     def __init__(self, config: CoTrainConfig, output_dir: str | Path, *, progress: bool = True,
                  dataset: MotionDataset | None = None, sample_weights: np.ndarray | None = None) -> None:
-        self.config = config
-        self.output_dir = Path(output_dir)
-        self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
-        set_seed(config.seed)
+        super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
+                         seed=config.seed)
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
@@ -161,10 +146,7 @@ class CoTrainer:
                                               joint_names=list(skeleton.joint_names), skeleton_name=skeleton.name,
                                               source=dataset.source)
         self.recognizer_ema = EMA(recognizer, decay=config.recognizer.ema_decay, warmup_steps=20)
-        steps_per_epoch = len(self.train_set) // config.batch_size
-        if steps_per_epoch < 1:
-            raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training clips")
-        self.total_steps = config.epochs * steps_per_epoch
+        self.total_steps = config.epochs * steps_per_epoch(len(self.train_set), config.batch_size)
         rec_optimizer, rec_schedule = make_optimizer(recognizer.parameters(), config.recognizer.optim, self.total_steps)
         models: list[Any] = [recognizer, rec_optimizer, rec_schedule]
 
@@ -198,23 +180,14 @@ class CoTrainer:
             self.denoiser, self.gen_optimizer, self.gen_schedule = prepared[3:]
             self.denoiser_ema.model.to(self.accelerator.device)
 
-        self.sampler = EpochBatchSampler(self.train_set.labels, config.batch_size, config.seed,
-                                         balanced=config.balanced, process_index=self.accelerator.process_index,
-                                         num_processes=self.accelerator.num_processes)
-        self.train_clips = ClipDataset(self.train_set, config.pipeline, train=True, seed=config.seed)
-        self.train_loader = DataLoader(self.train_clips, batch_sampler=self.sampler, collate_fn=collate_clips,
-                                       num_workers=config.num_workers, generator=torch.Generator())
+        self.make_train_loader(self.train_set, config.pipeline, config.batch_size, config.seed,
+                               num_workers=config.num_workers, balanced=config.balanced)
         self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
         self.state = TrainingState(extra={"best_top1": -1.0, "best_val_ce": math.inf, "best_epoch": -1,
                                           "best_val_diffusion": math.inf, "stale_epochs": 0})
-        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
 
     # ----------------------------------------------------------------- checkpoints
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
-
-    def _checkpoint_objects(self) -> dict[str, Any]:
+    def checkpoint_objects(self) -> dict[str, Any]:
         unwrap = self.accelerator.unwrap_model
         objects: dict[str, Any] = {
             "models": {"recognizer": unwrap(self.recognizer)},
@@ -228,18 +201,6 @@ class CoTrainer:
             objects["schedulers"]["denoiser"] = self.gen_schedule
             objects["emas"]["denoiser"] = self.denoiser_ema
         return objects
-
-    def save(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            save_checkpoint(self.checkpoint_dir, **self._checkpoint_objects(), state=self.state, config=self.config)
-
-    def resume(self) -> None:
-        """Continue from the latest checkpoint of the run folder."""
-        self.state = load_checkpoint(latest_checkpoint(self.checkpoint_dir), **self._checkpoint_objects())
-        if self.log is not None:
-            self.log.truncate_after(self.state.step)
-        logger.info("resumed at step %d (epoch %d)", self.state.step, self.state.epoch)
 
     # ----------------------------------------------------------------- steps
     def _features_for_generator(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -295,15 +256,6 @@ class CoTrainer:
         return {k: float(v) for k, v in terms.items()}
 
     @torch.no_grad()
-    def evaluate_recognizer(self, dataset: MotionDataset, model: torch.nn.Module) -> tuple[np.ndarray, float]:
-        """Logits ``[N, K]`` of every clip and the mean cross-entropy."""
-        loader = make_eval_loader(dataset, self.config.pipeline, self.config.batch_size)
-        model.eval()
-        logits = torch.cat([model(batch["motion"].to(self.accelerator.device)).logits.float().cpu() for batch in loader])
-        ce = float(F.cross_entropy(logits, torch.as_tensor(dataset.labels)))
-        return logits.numpy(), ce
-
-    @torch.no_grad()
     def validation_diffusion_loss(self) -> float:
         """Mean denoising loss of the EMA generator on validation clips, fixed noise, with the
         EMA recognizer's features."""
@@ -321,84 +273,23 @@ class CoTrainer:
             count += len(labels)
         return total / max(count, 1)
 
-    # ----------------------------------------------------------------- loop
-    def fit(self, max_minutes: float | None = None, stop_at_step: int | None = None) -> Path:
-        """Train until the epochs run out, early stopping, the time budget, a signal or ``stop_at_step``;
-        then evaluate the best recognizer on the test split and write the reports."""
-        config = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        main = self.accelerator.is_main_process
-        if main:
-            save_yaml(config, self.output_dir / "config.yaml")
-            self._log_sizes()
-        steps_per_epoch = len(self.sampler)
-        last_step = min(self.total_steps, stop_at_step or self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="co-train", unit="step",
-                   disable=not (self.progress and main))
-        started = time.monotonic()
-        running: dict[str, list[float]] = {}
-        finished_early = False
-        with StopFlag(max_minutes) as stop:
-            while self.state.step < last_step and not stop.should_stop() and not finished_early:
-                epoch, start_batch = divmod(self.state.step, steps_per_epoch)
-                self.state.epoch = epoch
-                self.sampler.set_epoch(epoch, start_batch)
-                self.train_clips.set_epoch(epoch)
-                for batch in self.train_loader:
-                    terms = self.train_step(batch)
-                    if not all(math.isfinite(v) for v in terms.values()):
-                        raise FloatingPointError(f"a loss became non-finite at step {self.state.step}: {terms}")
-                    self.state.step += 1
-                    for key, value in terms.items():
-                        running.setdefault(key, []).append(value)
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items() if k in ("ce", "diffusion", "train_acc")})
-                    if self.log is not None and self.state.step % config.log_every == 0:
-                        self.log.log({"step": self.state.step, "epoch": epoch,
-                                      **{f"train_{k}" if not k.startswith("train") else k: float(np.mean(v))
-                                         for k, v in running.items()},
-                                      "elapsed_s": time.monotonic() - started})
-                        running.clear()
-                    if self.state.step >= last_step or stop.should_stop():
-                        break
-                if self.state.step % steps_per_epoch == 0:
-                    finished_early = self._end_of_epoch(epoch)
-                    self.save()
-        bar.close()
-        if stop.reason and self.state.step % steps_per_epoch:
-            self._end_of_epoch(self.state.epoch)  # a partial epoch still counts when the budget ends the run
-        self.save()
-        if stop.reason:
-            logger.warning("stopped at step %d (%s); continue with --resume %s", self.state.step, stop.reason,
-                           self.output_dir)
-        if (stop.reason and stop.reason.startswith("signal")) or (stop_at_step and self.state.step < self.total_steps
-                                                                   and not finished_early):
-            return self.output_dir
-        if main:
-            self.finish()
-        return self.output_dir
-
-    def _log_sizes(self) -> None:
+    # ----------------------------------------------------------------- epochs
+    def model_sizes(self) -> str:
         unwrap = self.accelerator.unwrap_model
         sizes = f"recognizer {count_parameters(unwrap(self.recognizer)):,} parameters"
         if self.generator_enabled:
             sizes += f", denoiser {count_parameters(unwrap(self.denoiser)):,} parameters"
-        logger.info("%s; %d train / %d val / %d test clips; %d steps", sizes, len(self.train_set),
-                    len(self.val_set), len(self.test_set), self.total_steps)
+        return sizes
 
-    def _end_of_epoch(self, epoch: int) -> bool:
+    def end_of_epoch(self, epoch: int) -> bool:
         """Validate, keep the best models, decide on early stopping (True = stop)."""
         extra = self.state.extra
-        logits, val_ce = self.evaluate_recognizer(self.val_set, self.recognizer_ema.model)
+        logits, val_ce = self.predict(self.val_set, self.recognizer_ema.model)
         top1 = float(np.mean(logits.argmax(1) == self.val_set.labels))
         row: dict[str, Any] = {"step": self.state.step, "epoch": epoch + 1, "val_top1": top1, "val_ce": val_ce}
         main = self.accelerator.is_main_process
-        if (top1, -val_ce) > (extra["best_top1"], -extra["best_val_ce"]):
-            extra.update(best_top1=top1, best_val_ce=val_ce, best_epoch=epoch + 1, stale_epochs=0)
-            if main:
-                self._save_recognizer()
-        else:
-            extra["stale_epochs"] += 1
+        if self.record_top1(epoch, top1, val_ce) and main:
+            self._save_recognizer()
         if self.generator_enabled:
             val_diffusion = self.validation_diffusion_loss()
             row["val_diffusion"] = val_diffusion
@@ -411,20 +302,15 @@ class CoTrainer:
         logger.info("epoch %d: val top-1 %.4f (best %.4f at epoch %d)%s", epoch + 1, top1, extra["best_top1"],
                     extra["best_epoch"],
                     f", val diffusion {row['val_diffusion']:.4f}" if "val_diffusion" in row else "")
-        if extra["stale_epochs"] >= self.config.patience:
-            logger.info("early stopping: no better validation top-1 for %d epochs", self.config.patience)
-            return True
-        return False
+        return self.patience_exhausted(self.config.patience)
 
     def _save_recognizer(self) -> None:
-        tmp = self.output_dir / ".recognizer.tmp"
-        TrainedRecognizer(self.recognizer_spec, self.recognizer_ema.model).save(tmp)
-        _replace_folder(tmp, self.output_dir / "recognizer")
+        replace_folder(TrainedRecognizer(self.recognizer_spec, self.recognizer_ema.model).save,
+                       self.output_dir / "recognizer")
 
     def _save_generator(self) -> None:
-        tmp = self.output_dir / ".generator.tmp"
-        MotionGenerator(self.generator_spec, self.denoiser_ema.model, self.objective.stats).save(tmp)
-        _replace_folder(tmp, self.output_dir / "generator")
+        replace_folder(MotionGenerator(self.generator_spec, self.denoiser_ema.model, self.objective.stats).save,
+                       self.output_dir / "generator")
 
     # ----------------------------------------------------------------- reports
     def finish(self) -> dict[str, Any]:
@@ -432,10 +318,7 @@ class CoTrainer:
         write metrics.json, per_class_accuracy.csv, confusion_matrix.png, curves.png, summary.txt
         and, with a generator, one generated clip per class (archive and video)."""
         out = self.output_dir
-        best = TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device)
-        logits, test_ce = self.evaluate_recognizer(self.test_set, best.model)
-        report = classification_summary(logits, self.test_set.labels, self.dataset.class_names)
-        report["cross_entropy"] = test_ce
+        report = self.test_report(TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device).model)
         extra = self.state.extra
         metrics = {
             "dataset": self.config.data.name,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,28 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from mdm.config import save_yaml
-from mdm.data.dataset import MotionDataset
-from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
 from mdm.evaluation.bundle import EvaluatorSpec, TrainedEvaluator
-from mdm.evaluation.metrics import classification_summary
 from mdm.evaluation.stgcn import STGCN, stgcn_preset
 from mdm.models.denoiser import count_parameters
-from mdm.training.batches import EpochBatchSampler
-from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
-from mdm.training.logs import CSVLogger, plot_curves
-from mdm.training.mdm_trainer import make_eval_loader, single_person
+from mdm.training.logs import plot_curves
+from mdm.training.loop import EpochTrainer, replace_folder, steps_per_epoch
+from mdm.training.mdm_trainer import single_person
 from mdm.training.optim import OptimConfig, make_optimizer
-from mdm.training.stopping import StopFlag
 
 logger = logging.getLogger("mdm.evaluation")
 
@@ -85,15 +74,16 @@ class EvaluatorTrainConfig:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
 
 
-class EvaluatorTrainer:
+class EvaluatorTrainer(EpochTrainer):
     """Trains the evaluator :class:`STGCN`; see the module docstring for the run folder."""
 
+    logger = logger
+    progress_label = "evaluator"
+    postfix_terms = ("ce", "acc")
+
     def __init__(self, config: EvaluatorTrainConfig, output_dir: str | Path, *, progress: bool = True) -> None:
-        self.config = config
-        self.output_dir = Path(output_dir)
-        self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
-        set_seed(config.seed)
+        super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
+                         seed=config.seed)
         self.dataset = single_person(load_training_data(config.data))
         self.train_set = self.dataset.split_subset("train")
         self.val_set = self.dataset.split_subset("val")
@@ -109,45 +99,20 @@ class EvaluatorTrainer:
                                   class_names=list(self.dataset.class_names), joint_names=list(skeleton.joint_names),
                                   skeleton_name=skeleton.name, source=self.dataset.source)
         self.ema = EMA(model, decay=config.ema_decay, warmup_steps=20)
-        steps_per_epoch = len(self.train_set) // config.batch_size
-        if steps_per_epoch < 1:
-            raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training clips")
-        self.total_steps = config.epochs * steps_per_epoch
+        self.total_steps = config.epochs * steps_per_epoch(len(self.train_set), config.batch_size)
         optimizer, schedule = make_optimizer(model.parameters(), config.optim, self.total_steps)
         self.model, self.optimizer, self.schedule = self.accelerator.prepare(model, optimizer, schedule)
         self.ema.model.to(self.accelerator.device)
-        self.sampler = EpochBatchSampler(self.train_set.labels, config.batch_size, config.seed,
-                                         process_index=self.accelerator.process_index,
-                                         num_processes=self.accelerator.num_processes)
-        self.train_clips = ClipDataset(self.train_set, config.pipeline, train=True, seed=config.seed)
-        # A private generator: creating an iterator must not draw from the global RNG (exact resume).
-        self.train_loader = DataLoader(self.train_clips, batch_sampler=self.sampler, collate_fn=collate_clips,
-                                       num_workers=config.num_workers, generator=torch.Generator())
+        self.make_train_loader(self.train_set, config.pipeline, config.batch_size, config.seed,
+                               num_workers=config.num_workers)
         self.state = TrainingState(extra={"best_top1": -1.0, "best_val_ce": math.inf, "best_epoch": -1,
                                           "stale_epochs": 0})
-        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
 
     # ----------------------------------------------------------------- checkpoints
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
-
-    def _checkpoint_objects(self) -> dict[str, Any]:
+    def checkpoint_objects(self) -> dict[str, Any]:
         return {"models": {"evaluator": self.accelerator.unwrap_model(self.model)},
                 "optimizers": {"evaluator": self.optimizer}, "schedulers": {"evaluator": self.schedule},
                 "emas": {"evaluator": self.ema}}
-
-    def save(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            save_checkpoint(self.checkpoint_dir, **self._checkpoint_objects(), state=self.state, config=self.config)
-
-    def resume(self) -> None:
-        """Continue from the latest checkpoint of the run folder."""
-        self.state = load_checkpoint(latest_checkpoint(self.checkpoint_dir), **self._checkpoint_objects())
-        if self.log is not None:
-            self.log.truncate_after(self.state.step)
-        logger.info("resumed at step %d (epoch %d)", self.state.step, self.state.epoch)
 
     # ----------------------------------------------------------------- steps
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -166,108 +131,32 @@ class EvaluatorTrainer:
         self.ema.update(self.accelerator.unwrap_model(self.model))
         return {"ce": float(loss.detach()), "acc": float((logits.argmax(-1) == labels).float().mean())}
 
-    @torch.no_grad()
-    def predict(self, dataset: MotionDataset, model: torch.nn.Module) -> tuple[np.ndarray, float]:
-        """Logits ``[N, K]`` of every clip (evaluation pipeline) and their mean cross-entropy."""
-        model.eval()
-        loader = make_eval_loader(dataset, self.config.pipeline, self.config.batch_size)
-        logits = torch.cat([model(batch["motion"].to(self.accelerator.device)).logits.float().cpu()
-                            for batch in loader])
-        return logits.numpy(), float(F.cross_entropy(logits, torch.as_tensor(dataset.labels)))
+    # ----------------------------------------------------------------- epochs
+    def model_sizes(self) -> str:
+        return f"evaluator: {count_parameters(self.accelerator.unwrap_model(self.model)):,} parameters"
 
-    # ----------------------------------------------------------------- loop
-    def fit(self, max_minutes: float | None = None, stop_at_step: int | None = None) -> Path:
-        """Train until the epochs run out, early stopping, the time budget, a signal or ``stop_at_step``;
-        then (unless stopped by a signal or ``stop_at_step``) evaluate the kept evaluator on the test split."""
-        config = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        main = self.accelerator.is_main_process
-        if main:
-            save_yaml(config, self.output_dir / "config.yaml")
-            logger.info("evaluator: %s parameters; %d train / %d val / %d test clips; %d steps",
-                        f"{count_parameters(self.accelerator.unwrap_model(self.model)):,}", len(self.train_set),
-                        len(self.val_set), len(self.test_set), self.total_steps)
-        steps_per_epoch = len(self.sampler)
-        last_step = min(self.total_steps, stop_at_step or self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="evaluator", unit="step",
-                   disable=not (self.progress and main))
-        started = time.monotonic()
-        running: dict[str, list[float]] = {}
-        finished_early = False
-        with StopFlag(max_minutes) as stop:
-            while self.state.step < last_step and not stop.should_stop() and not finished_early:
-                epoch, start_batch = divmod(self.state.step, steps_per_epoch)
-                self.state.epoch = epoch
-                self.sampler.set_epoch(epoch, start_batch)
-                self.train_clips.set_epoch(epoch)
-                for batch in self.train_loader:
-                    terms = self.train_step(batch)
-                    if not math.isfinite(terms["ce"]):
-                        raise FloatingPointError(f"the loss became {terms['ce']} at step {self.state.step}")
-                    self.state.step += 1
-                    for key, value in terms.items():
-                        running.setdefault(key, []).append(value)
-                    bar.update(1)
-                    bar.set_postfix(ce=f"{terms['ce']:.3f}", acc=f"{terms['acc']:.2f}")
-                    if self.log is not None and self.state.step % config.log_every == 0:
-                        self.log.log({"step": self.state.step, "epoch": epoch,
-                                      **{f"train_{k}": float(np.mean(v)) for k, v in running.items()},
-                                      "elapsed_s": time.monotonic() - started})
-                        running.clear()
-                    if self.state.step >= last_step or stop.should_stop():
-                        break
-                if self.state.step % steps_per_epoch == 0:
-                    finished_early = self._end_of_epoch(epoch)
-                    self.save()
-        bar.close()
-        if stop.reason and self.state.step % steps_per_epoch:
-            self._end_of_epoch(self.state.epoch)  # a partial epoch still counts when the budget ends the run
-        self.save()
-        if stop.reason:
-            logger.warning("stopped at step %d (%s); continue with --resume %s", self.state.step, stop.reason,
-                           self.output_dir)
-        interrupted = stop.reason is not None and stop.reason.startswith("signal")
-        if interrupted or (stop_at_step and self.state.step < self.total_steps and not finished_early):
-            return self.output_dir
-        if main:
-            self.finish(time.monotonic() - started)
-        return self.output_dir
-
-    def _end_of_epoch(self, epoch: int) -> bool:
+    def end_of_epoch(self, epoch: int) -> bool:
         """Validate the EMA model, keep it when best, decide on early stopping (True = stop)."""
         extra = self.state.extra
         logits, val_ce = self.predict(self.val_set, self.ema.model)
         top1 = float(np.mean(logits.argmax(1) == self.val_set.labels))
-        if (top1, -val_ce) > (extra["best_top1"], -extra["best_val_ce"]):
-            extra.update(best_top1=top1, best_val_ce=val_ce, best_epoch=epoch + 1, stale_epochs=0)
-            if self.accelerator.is_main_process:
-                self._save_evaluator()
-        else:
-            extra["stale_epochs"] += 1
+        if self.record_top1(epoch, top1, val_ce) and self.accelerator.is_main_process:
+            self._save_evaluator()
         if self.log is not None:
             self.log.log({"step": self.state.step, "epoch": epoch + 1, "val_top1": top1, "val_ce": val_ce})
         logger.info("epoch %d: val top-1 %.4f, val ce %.4f (best %.4f at epoch %d)", epoch + 1, top1, val_ce,
                     extra["best_top1"], extra["best_epoch"])
-        if extra["stale_epochs"] >= self.config.patience:
-            logger.info("early stopping: no better validation top-1 for %d epochs", self.config.patience)
-            return True
-        return False
+        return self.patience_exhausted(self.config.patience)
 
     def _save_evaluator(self) -> None:
-        tmp = self.output_dir / ".evaluator.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        TrainedEvaluator(self.spec, self.ema.model).save(tmp)
-        shutil.rmtree(self.output_dir / "evaluator", ignore_errors=True)
-        os.replace(tmp, self.output_dir / "evaluator")
+        replace_folder(TrainedEvaluator(self.spec, self.ema.model).save, self.output_dir / "evaluator")
 
     # ----------------------------------------------------------------- reports
-    def finish(self, train_seconds: float) -> dict[str, Any]:
+    def finish(self) -> dict[str, Any]:
         """Evaluate the kept evaluator once on the test split; write metrics.json, curves.png, summary.txt."""
         out = self.output_dir
         evaluator = TrainedEvaluator.load(out / "evaluator", device=self.accelerator.device)
-        logits, test_ce = self.predict(self.test_set, evaluator.model)
-        report = classification_summary(logits, self.test_set.labels, self.dataset.class_names)
-        report["cross_entropy"] = test_ce
+        report = self.test_report(evaluator.model)
         extra = self.state.extra
         metrics = {
             "dataset": self.config.data.name,
@@ -277,7 +166,7 @@ class EvaluatorTrainer:
             "clips": {"train": len(self.train_set), "val": len(self.val_set), "test": len(self.test_set)},
             "steps": self.state.step,
             "epochs_run": self.state.step // len(self.sampler),
-            "train_seconds_this_session": round(train_seconds, 1),
+            "train_seconds_this_session": round(time.monotonic() - self.started, 1),
             "selection": "EMA weights with the best validation top-1 (ties: lower validation cross-entropy)",
             "best_epoch": extra["best_epoch"],
             "val_top1": extra["best_top1"],

@@ -12,22 +12,16 @@ A run folder holds::
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mdm.config import save_yaml
 from mdm.data.dataset import MotionDataset
-from mdm.data.loader import ClipDataset, collate_clips
+from mdm.data.loader import ClipDataset
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
@@ -35,10 +29,9 @@ from mdm.generator import DiffusionConfig, MotionGenerator, generator_spec_for
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
 from mdm.representation import NormStats, PositionRepresentation
-from mdm.training.batches import EpochBatchSampler
-from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from mdm.training.ema import EMA
-from mdm.training.logs import CSVLogger, plot_curves
+from mdm.training.logs import plot_curves
+from mdm.training.loop import CheckpointedRun, RunningMeans, check_finite, make_eval_loader
 from mdm.training.objective import DiffusionObjective
 from mdm.training.optim import OptimConfig, make_optimizer
 from mdm.training.stopping import StopFlag
@@ -104,21 +97,14 @@ def fit_feature_stats(dataset: MotionDataset, pipeline: ClipPipelineConfig,
     return NormStats(stats.mean, stats.std.clamp_min(STD_FLOOR_SHARE * spread))
 
 
-def make_eval_loader(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int) -> DataLoader:
-    """Deterministic loader over every clip of ``dataset``, in order."""
-    return DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size, shuffle=False,
-                      collate_fn=collate_clips)
-
-
-class MDMTrainer:
+class MDMTrainer(CheckpointedRun):
     """Trains a :class:`MotionDenoiser` on one dataset; see the module docstring for outputs."""
 
+    logger = logger
+
     def __init__(self, config: MDMTrainConfig, output_dir: str | Path, *, progress: bool = True) -> None:
-        self.config = config
-        self.output_dir = Path(output_dir)
-        self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
-        set_seed(config.seed)
+        super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
+                         seed=config.seed)
         dataset = single_person(load_training_data(config.data))
         self.train_set = dataset.split_subset("train")
         self.val_set = dataset.split_subset("val")
@@ -136,41 +122,17 @@ class MDMTrainer:
         optimizer, lr_schedule = make_optimizer(model.parameters(), config.optim, config.max_steps)
         self.model, self.optimizer, self.lr_schedule = self.accelerator.prepare(model, optimizer, lr_schedule)
         self.ema.model.to(self.accelerator.device)
-        self.sampler = EpochBatchSampler(self.train_set.labels, config.batch_size, config.seed,
-                                         process_index=self.accelerator.process_index,
-                                         num_processes=self.accelerator.num_processes)
-        self.train_clips = ClipDataset(self.train_set, config.pipeline, train=True, seed=config.seed)
-        # A private generator: creating an iterator must not draw from the global RNG, or a resumed
-        # run (which starts an iterator mid-epoch) would diverge from a straight one.
-        self.train_loader = DataLoader(self.train_clips, batch_sampler=self.sampler, collate_fn=collate_clips,
-                                       num_workers=config.num_workers, generator=torch.Generator())
+        self.make_train_loader(self.train_set, config.pipeline, config.batch_size, config.seed,
+                               num_workers=config.num_workers)
         self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
-        self.state = TrainingState()
-        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
-
-    def _checkpoint_objects(self) -> dict[str, Any]:
+    def checkpoint_objects(self) -> dict[str, Any]:
         return {
             "models": {"denoiser": self.accelerator.unwrap_model(self.model)},
             "optimizers": {"denoiser": self.optimizer},
             "schedulers": {"denoiser": self.lr_schedule},
             "emas": {"denoiser": self.ema},
         }
-
-    def save(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            save_checkpoint(self.checkpoint_dir, **self._checkpoint_objects(), state=self.state, config=self.config)
-
-    def resume(self) -> None:
-        """Continue from the latest checkpoint of the run folder."""
-        self.state = load_checkpoint(latest_checkpoint(self.checkpoint_dir), **self._checkpoint_objects())
-        if self.log is not None:
-            self.log.truncate_after(self.state.step)
-        logger.info("resumed at step %d", self.state.step)
 
     def _batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         device = self.accelerator.device
@@ -209,29 +171,23 @@ class MDMTrainer:
         """
         config = self.config
         last_step = min(config.max_steps, stop_at_step or config.max_steps)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
         if self.accelerator.is_main_process:
-            save_yaml(config, self.output_dir / "config.yaml")
             logger.info("denoiser: %s parameters; %d train / %d val clips",
                         f"{count_parameters(self.accelerator.unwrap_model(self.model)):,}",
                         len(self.train_set), len(self.val_set))
-        steps_per_epoch = len(self.sampler)
         bar = tqdm(total=config.max_steps, initial=self.state.step, desc="mdm", unit="step",
                    disable=not (self.progress and self.accelerator.is_main_process))
-        running: list[float] = []
+        running = RunningMeans()
         started = time.monotonic()
         with StopFlag(max_minutes) as stop:
             while self.state.step < last_step and not stop.should_stop():
-                epoch, start_batch = divmod(self.state.step, steps_per_epoch)
-                self.state.epoch = epoch
-                self.sampler.set_epoch(epoch, start_batch)
-                self.train_clips.set_epoch(epoch)
+                self.start_epoch()
                 for batch in self.train_loader:
                     loss, _ = self.train_step(batch)
-                    if not math.isfinite(loss):
-                        raise FloatingPointError(f"diffusion loss became {loss} at step {self.state.step}")
+                    check_finite({"loss": loss}, self.state.step)
                     self.state.step += 1
-                    running.append(loss)
+                    running.add({"loss": loss})
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_schedule.get_last_lr()[0]:.2e}")
                     self._after_step(running, started)
@@ -245,12 +201,11 @@ class MDMTrainer:
         self.finish()
         return self.output_dir
 
-    def _after_step(self, running: list[float], started: float) -> None:
+    def _after_step(self, running: RunningMeans, started: float) -> None:
         config, step = self.config, self.state.step
         if self.log is not None and step % config.log_every == 0:
-            self.log.log({"step": step, "train_loss": float(np.mean(running)),
-                          "lr": self.lr_schedule.get_last_lr()[0], "elapsed_s": time.monotonic() - started})
-            running.clear()
+            self.log.log({"step": step, **running.pop(), "lr": self.lr_schedule.get_last_lr()[0],
+                          "elapsed_s": time.monotonic() - started})
         if step % config.val_every == 0 or step == config.max_steps:
             val = self.validation_loss()
             if self.log is not None:
