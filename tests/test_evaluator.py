@@ -24,7 +24,7 @@ from mdm.evaluation.bundle import TrainedEvaluator
 from mdm.evaluation.stgcn import STGCN, graph_subsets, input_streams, stgcn_preset
 from mdm.evaluation.train import EvaluatorTrainConfig, EvaluatorTrainer
 from mdm.skeleton import Skeleton, load_skeleton
-from mdm.training.mdm_trainer import make_eval_loader
+from mdm.training.loop import make_eval_loader
 from toy_data import toy_archive, toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]

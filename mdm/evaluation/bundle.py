@@ -21,7 +21,7 @@ from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
 from mdm.evaluation.stgcn import STGCN, STGCNConfig
 from mdm.model_folder import load_module_weights, read_model_folder, save_model_folder
-from mdm.training.mdm_trainer import make_eval_loader
+from mdm.training.loop import make_eval_loader
 
 SPEC_FILE = "evaluator.yaml"
 WEIGHTS_FILE = "evaluator.safetensors"
