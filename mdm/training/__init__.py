@@ -1,1 +1,2 @@
-"""Training infrastructure shared by the MDM trainer and the co-training loop."""
+"""Training infrastructure shared by every loop: the epoch loop and resumable runs (``loop``),
+checkpoints, EMA, optimisers, batch order, logs, stopping; and the MDM trainer."""
