@@ -21,7 +21,8 @@ from mdm.data.archive import read_archive, write_archive
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError, UserError
 from mdm.evaluation.bundle import TrainedEvaluator
-from mdm.evaluation.stgcn import STGCN, graph_subsets, input_streams, stgcn_preset
+from mdm.data.streams import input_streams
+from mdm.evaluation.stgcn import STGCN, graph_subsets, stgcn_preset
 from mdm.evaluation.train import EvaluatorTrainConfig, EvaluatorTrainer
 from mdm.skeleton import Skeleton, load_skeleton
 from mdm.training.loop import make_eval_loader

@@ -11,10 +11,10 @@ from imdm.models.recognizer import (
     Recognizer,
     RecognizerConfig,
     count_parameters,
-    input_streams,
     recognizer_preset,
 )
 from mdm.config import from_dict, to_dict
+from mdm.data.streams import input_streams
 from mdm.errors import ConfigError
 from mdm.skeleton import load_skeleton
 

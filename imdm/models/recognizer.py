@@ -34,11 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdm.data.streams import STREAMS, input_streams
 from mdm.errors import ConfigError
 from mdm.skeleton import check_parents, load_skeleton
-
-STREAMS = ("joint", "bone", "motion")
-"""Input streams the recognizer can compute from joint positions."""
 
 GRAPH_SUBSETS = 4
 """Adjacency subsets of a graph mixer: self, parent, children, whole body."""
@@ -186,30 +184,6 @@ class RecognizerOutput:
     logits: torch.Tensor
     features: list[torch.Tensor]
     pooled: list[torch.Tensor]
-
-
-def input_streams(x: torch.Tensor, parents: torch.Tensor, streams: tuple[str, ...]) -> torch.Tensor:
-    """Joint, bone and motion streams concatenated on channels.
-
-    Args:
-        x: joint positions ``[N, T, J, C]``.
-        parents: int64 ``[J]``, -1 for the root.
-        streams: names from :data:`STREAMS`, in output order.
-
-    Returns:
-        ``[N, T, J, S * C]``: bone = joint minus its parent (zero at the root); motion = next
-        frame minus this frame (zero at the last frame).
-    """
-    parts = []
-    for stream in streams:
-        if stream == "joint":
-            parts.append(x)
-        elif stream == "bone":
-            parent_positions = x[:, :, parents.clamp_min(0)]
-            parts.append(torch.where((parents >= 0)[:, None], x - parent_positions, torch.zeros_like(x)))
-        else:
-            parts.append(F.pad(x[:, 1:] - x[:, :-1], (0, 0, 0, 0, 0, 1)))
-    return torch.cat(parts, dim=-1)
 
 
 def skeleton_adjacency(parents: tuple[int, ...]) -> torch.Tensor:

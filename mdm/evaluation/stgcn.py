@@ -27,11 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdm.data.streams import STREAMS, input_streams
 from mdm.errors import ConfigError
 from mdm.skeleton import check_parents, load_skeleton
-
-STREAMS = ("joint", "bone", "motion")
-"""Input streams the evaluator can compute from joint positions."""
 
 
 def _kinect_v1_parents() -> tuple[int, ...]:
@@ -124,30 +122,6 @@ def graph_subsets(parents: tuple[int, ...]) -> torch.Tensor:
             subsets[2, parent, child] = 1.0
     degree = subsets.sum(dim=(0, 2))
     return subsets / degree[None, :, None]
-
-
-def input_streams(x: torch.Tensor, parents: torch.Tensor, streams: tuple[str, ...]) -> torch.Tensor:
-    """Joint, bone and motion streams concatenated on channels.
-
-    Args:
-        x: joint positions ``[B, T, J, C]``.
-        parents: int64 ``[J]``, -1 for the root.
-        streams: names from :data:`STREAMS`, in output order.
-
-    Returns:
-        ``[B, T, J, S * C]``: bone = joint minus its parent (zero at the root); motion = next
-        frame minus this frame (zero at the last frame).
-    """
-    parts = []
-    for stream in streams:
-        if stream == "joint":
-            parts.append(x)
-        elif stream == "bone":
-            bones = x - x[:, :, parents.clamp_min(0)]
-            parts.append(torch.where((parents >= 0)[:, None], bones, torch.zeros_like(x)))
-        else:
-            parts.append(F.pad(x[:, 1:] - x[:, :-1], (0, 0, 0, 0, 0, 1)))
-    return torch.cat(parts, dim=-1)
 
 
 class GraphTemporalBlock(nn.Module):
