@@ -21,7 +21,6 @@ from mdm.data.archive import read_archive, write_archive
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError, UserError
 from mdm.evaluation.bundle import TrainedEvaluator
-from mdm.data.streams import input_streams
 from mdm.evaluation.stgcn import STGCN, graph_subsets, stgcn_preset
 from mdm.evaluation.train import EvaluatorTrainConfig, EvaluatorTrainer
 from mdm.skeleton import Skeleton, load_skeleton
@@ -93,17 +92,6 @@ def test_graph_subsets_partition_the_normalised_skeleton_graph() -> None:
     assert torch.equal(combined[1] + combined[2], torch.tensor(skeleton.adjacency))  # parent + children = bones
     child, parent = 5, skeleton.parents[5]
     assert subsets[1, child, parent] > 0 and subsets[2, parent, child] > 0 and subsets[1, parent, child] == 0
-
-
-def test_input_streams() -> None:
-    parents = torch.tensor(load_skeleton("kinect_v1").parents)
-    x = torch.randn(2, 5, 20, 3)
-    streams = input_streams(x, parents, ("joint", "bone", "motion"))
-    assert streams.shape == (2, 5, 20, 9)
-    assert torch.equal(streams[..., :3], x)
-    assert torch.equal(streams[:, :, 0, 3:6], torch.zeros(2, 5, 3))  # the root has no bone
-    assert torch.allclose(streams[:, :, 4, 3:6], x[:, :, 4] - x[:, :, int(parents[4])])
-    assert torch.allclose(streams[:, :4, :, 6:], x[:, 1:] - x[:, :-1]) and streams[:, 4, :, 6:].abs().max() == 0
 
 
 def test_loss_falls_on_toy_data() -> None:

@@ -14,7 +14,6 @@ from imdm.models.recognizer import (
     recognizer_preset,
 )
 from mdm.config import from_dict, to_dict
-from mdm.data.streams import input_streams
 from mdm.errors import ConfigError
 from mdm.skeleton import load_skeleton
 
@@ -156,22 +155,6 @@ def test_every_parameter_gets_a_gradient() -> None:
     loss.backward()
     dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert dead == []
-
-
-def test_streams_bone_and_motion() -> None:
-    parents = torch.tensor(TINY.parents)
-    x = clips(2)
-    streams = input_streams(x, parents, ("joint", "bone", "motion"))
-    assert streams.shape == x.shape[:-1] + (9,)
-    translated = input_streams(x + torch.tensor([0.5, -2.0, 3.0]), parents, ("bone", "motion"))
-    assert torch.allclose(translated, streams[..., 3:], atol=1e-5)
-    bone = streams[..., 3:6]
-    assert torch.equal(bone[:, :, 0], torch.zeros_like(bone[:, :, 0]))
-    assert torch.allclose(bone[:, :, 7], x[:, :, 7] - x[:, :, 6])
-    ramp = torch.arange(TINY.num_frames, dtype=torch.float32)[None, :, None, None] * torch.ones(1, 1, 20, 3)
-    motion = input_streams(ramp, parents, ("motion",))
-    assert torch.allclose(motion[:, :-1], torch.ones_like(motion[:, :-1]))
-    assert torch.equal(motion[:, -1], torch.zeros_like(motion[:, -1]))
 
 
 def test_config_refusals() -> None:
