@@ -12,12 +12,15 @@ from mdm.data.transforms import (
     centre,
     change_speed,
     interpolate_frames,
+    make_upright,
     mirror,
     prepare_clip,
     present_mask,
     random_crop,
     resample,
     rotate_vertical,
+    rotation_about_axis,
+    rotation_between,
     scale,
     view_normalise,
 )
@@ -187,6 +190,53 @@ def test_view_normalisation_and_mirror_refuse_a_skeleton_without_sides() -> None
         view_normalise(random_clip(skeleton, 3), skeleton)
     with pytest.raises(ConfigError, match="mirror_prob"):
         mirror(random_clip(skeleton, 3), skeleton)
+
+
+def trunk(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    middle = {part: (clip[0, hip_line_joints(skeleton, part)]).mean(axis=0) for part in ("hip", "shoulder")}
+    return middle["shoulder"] - middle["hip"]
+
+
+def hip_line_joints(skeleton: Skeleton, part: str) -> list[int]:
+    names = skeleton.joint_names
+    return [next(i for i, n in enumerate(names) if part in n and side in n) for side in ("left", "right")]
+
+
+def test_rotation_between_takes_one_direction_to_the_other() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b = rng.normal(size=3), rng.normal(size=3)
+        rotation = rotation_between(a, b)
+        np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-10)
+        assert np.linalg.det(rotation) == pytest.approx(1.0)
+        np.testing.assert_allclose(rotation @ (a / np.linalg.norm(a)), b / np.linalg.norm(b), atol=1e-10)
+    np.testing.assert_array_equal(rotation_between(np.zeros(3), np.ones(3)), np.eye(3))
+
+
+@pytest.mark.parametrize("name", SKELETONS)
+def test_upright_points_the_first_frames_trunk_up_and_keeps_bone_lengths(name: str) -> None:
+    skeleton = load_skeleton(name)
+    tilted = rotation_about_axis(0.4, (skeleton.up_axis + 1) % 3) @ rotation_about_axis(-0.3, (skeleton.up_axis + 2) % 3)
+    clip = (random_clip(skeleton, 6) @ tilted.T).astype(np.float32)
+    out = make_upright(clip, skeleton)
+    direction = trunk(out, skeleton) / np.linalg.norm(trunk(out, skeleton))
+    np.testing.assert_allclose(direction, np.eye(3)[skeleton.up_axis], atol=1e-5)
+    np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(clip, skeleton), rtol=1e-4)
+    with pytest.raises(ConfigError, match="upright"):
+        make_upright(clip[:, :3], Skeleton.from_parents([-1, 0, 1]))
+
+
+def test_tilt_augmentation_keeps_bone_lengths_and_varies_the_height_axis() -> None:
+    skeleton = load_skeleton("kinect_v1")
+    clip = random_clip(skeleton, 20)
+    config = ClipPipelineConfig(num_frames=20, tilt_deg=20.0)
+    outs = [prepare_clip(clip, skeleton, config, True, np.random.default_rng(seed))[0] for seed in range(3)]
+    centred = prepare_clip(clip, skeleton, ClipPipelineConfig(num_frames=20), False, np.random.default_rng(0))[0]
+    for out in outs:
+        np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(centred, skeleton), rtol=1e-4)
+        assert not np.allclose(out[..., 1], centred[..., 1], atol=1e-3)
+    with pytest.raises(ConfigError, match="tilt_deg"):
+        ClipPipelineConfig(tilt_deg=-1.0)
 
 
 def test_centring_first_frame_and_per_frame() -> None:

@@ -185,16 +185,68 @@ def lateral_axis(up_axis: int) -> int:
     return 2 if up_axis == 0 else 0
 
 
+def _named_pair(skeleton: Skeleton, part: str) -> tuple[int, int] | None:
+    """``(left, right)`` mirror pair whose joint names both contain ``part``, if any."""
+    for left, right in skeleton.mirror_pairs:
+        if part in skeleton.joint_names[left].lower() and part in skeleton.joint_names[right].lower():
+            return left, right
+    return None
+
+
 def side_pair(skeleton: Skeleton) -> tuple[int, int]:
     """``(left, right)`` hips of a skeleton, else its shoulders, found among its mirror pairs."""
-    for part in ("hip", "shoulder"):
-        for left, right in skeleton.mirror_pairs:
-            if part in skeleton.joint_names[left].lower() and part in skeleton.joint_names[right].lower():
-                return left, right
-    raise ConfigError(
-        f"skeleton {skeleton.name} has no left/right hips or shoulders among its mirror pairs, "
-        "so the view cannot be normalised; turn view_normalise off"
-    )
+    pair = _named_pair(skeleton, "hip") or _named_pair(skeleton, "shoulder")
+    if pair is None:
+        raise ConfigError(
+            f"skeleton {skeleton.name} has no left/right hips or shoulders among its mirror pairs, "
+            "so the view cannot be normalised; turn view_normalise off"
+        )
+    return pair
+
+
+def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """float64 ``[3, 3]``: the smallest rotation taking direction ``source`` to direction ``target``.
+
+    Opposite directions have no unique smallest rotation; the identity is returned for them
+    and for zero vectors.
+    """
+    a = np.asarray(source, np.float64)
+    b = np.asarray(target, np.float64)
+    norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+    if norm_a < 1e-8 or norm_b < 1e-8:
+        return np.eye(3)
+    a, b = a / norm_a, b / norm_b
+    axis = np.cross(a, b)
+    cos = float(np.dot(a, b))
+    if cos < -1.0 + 1e-8:
+        return np.eye(3)
+    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return np.eye(3) + cross + cross @ cross / (1.0 + cos)
+
+
+def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Rotate so the first frame's trunk (mid-hips to mid-shoulders) points straight up.
+
+    Removes the camera's pitch and roll (NW-UCLA's views look at people from different
+    heights), the counterpart of :func:`view_normalise` for the two horizontal axes; the
+    rotation passes through the origin, so centre the clip first. Needs left/right hips and
+    shoulders; a skeleton without them is refused.
+    """
+    hips, shoulders = _named_pair(skeleton, "hip"), _named_pair(skeleton, "shoulder")
+    if hips is None or shoulders is None:
+        raise ConfigError(
+            f"skeleton {skeleton.name} has no left/right hips and shoulders, so it cannot be made upright; "
+            "turn upright off"
+        )
+    persons = _persons(clip)
+    present = present_mask(clip)
+    frame = int(np.argmax(present.any(axis=1)))
+    person = int(np.argmax(present[frame]))
+    pose = persons[frame, person].astype(np.float64)
+    trunk = pose[list(shoulders)].mean(axis=0) - pose[list(hips)].mean(axis=0)
+    up = np.zeros(3)
+    up[skeleton.up_axis] = 1.0
+    return (clip @ rotation_between(trunk, up).T).astype(clip.dtype)
 
 
 def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
@@ -255,9 +307,12 @@ class ClipPipelineConfig:
             random in training, central in evaluation; shorter clips are zero-padded and masked).
         centre: ``none``, ``first_frame`` (subtract the root of the first frame) or
             ``per_frame`` (subtract each frame's root).
+        upright: rotate so the first frame's trunk points straight up (removes camera pitch and roll).
         view_normalise: rotate about the vertical axis so the first frame's hip line lies along x.
         rotation_deg: training only: random rotation about the vertical axis in
             ``[-rotation_deg, rotation_deg]`` degrees.
+        tilt_deg: training only: random rotation about each horizontal axis in
+            ``[-tilt_deg, tilt_deg]`` degrees (camera pitch and roll).
         scale_range: training only: random scale factor in ``[low, high]``.
         mirror_prob: training only: probability of a left/right mirror.
         speed_range: training only, ``crop`` sampling: random speed factor in ``[low, high]``
@@ -269,8 +324,10 @@ class ClipPipelineConfig:
     num_frames: int = 64
     sampling: Literal["resample", "crop"] = "resample"
     centre: Literal["none", "first_frame", "per_frame"] = "first_frame"
+    upright: bool = False
     view_normalise: bool = False
     rotation_deg: float = 0.0
+    tilt_deg: float = 0.0
     scale_range: tuple[float, float] = (1.0, 1.0)
     mirror_prob: float = 0.0
     speed_range: tuple[float, float] = (1.0, 1.0)
@@ -283,8 +340,8 @@ class ClipPipelineConfig:
             raise ConfigError(f"sampling must be 'resample' or 'crop', got {self.sampling!r}")
         if self.centre not in ("none", "first_frame", "per_frame"):
             raise ConfigError(f"centre must be 'none', 'first_frame' or 'per_frame', got {self.centre!r}")
-        if self.rotation_deg < 0:
-            raise ConfigError(f"rotation_deg must be >= 0, got {self.rotation_deg}")
+        if self.rotation_deg < 0 or self.tilt_deg < 0:
+            raise ConfigError(f"rotation_deg and tilt_deg must be >= 0, got {self.rotation_deg}, {self.tilt_deg}")
         if not 0.0 <= self.mirror_prob <= 1.0:
             raise ConfigError(f"mirror_prob must lie in [0, 1], got {self.mirror_prob}")
         _check_range(self.scale_range, "scale_range", positive=True)
@@ -327,14 +384,21 @@ def prepare_clip(
     motion = out[:valid]
     if config.centre != "none":
         motion = centre(motion, skeleton, config.centre)
+    if config.upright:
+        motion = make_upright(motion, skeleton)
     if config.view_normalise:
         motion = view_normalise(motion, skeleton)
     if train:
         angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
+        tilts = np.deg2rad(rng.uniform(-config.tilt_deg, config.tilt_deg, size=2)) if config.tilt_deg else None
         factor = float(rng.uniform(*config.scale_range))
         flip = bool(rng.random() < config.mirror_prob)
         if angle != 0.0:
             motion = rotate_vertical(motion, angle, skeleton.up_axis)
+        if tilts is not None:
+            up = skeleton.up_axis
+            rotation = rotation_about_axis(tilts[0], (up + 1) % 3) @ rotation_about_axis(tilts[1], (up + 2) % 3)
+            motion = (motion @ rotation.T).astype(motion.dtype)
         if factor != 1.0:
             motion = scale(motion, factor)
         if flip:
