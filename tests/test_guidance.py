@@ -10,7 +10,7 @@ from guided_gen.cotrained import CoTrainedRun
 from guided_gen.guidance import ExemplarBank, GuidanceConfig, GuidedSampler, parse_guidance, recognizer_input
 from guided_toy_run import one_torch_thread, toy_run  # noqa: F401 (autouse fixture)
 from mdm.data.sources import load_training_data
-from mdm.data.transforms import ClipPipelineConfig, prepare_clip
+from mdm.data.transforms import ClipPipelineConfig, prepare_clip, rotation_about_axis
 from mdm.errors import ConfigError, UserError
 from mdm.generator import SamplingConfig
 from mdm.skeleton import load_skeleton
@@ -48,15 +48,18 @@ def test_parse_guidance_gives_defaults_and_refuses_unknown_names() -> None:
         GuidanceConfig(exemplar_mode="median")
 
 
-@pytest.mark.parametrize(("centre", "view"), [("first_frame", True), ("per_frame", True), ("none", False)])
-def test_recognizer_input_equals_the_numpy_evaluation_pipeline(centre: str, view: bool) -> None:
+@pytest.mark.parametrize(("centre", "upright", "view"),
+                         [("first_frame", False, True), ("first_frame", True, True), ("per_frame", True, False),
+                          ("none", False, False)])
+def test_recognizer_input_equals_the_numpy_evaluation_pipeline(centre: str, upright: bool, view: bool) -> None:
     skeleton = load_skeleton("kinect_v1")
-    pipeline = ClipPipelineConfig(num_frames=16, centre=centre, view_normalise=view)
+    pipeline = ClipPipelineConfig(num_frames=16, centre=centre, upright=upright, view_normalise=view)
     rng = np.random.default_rng(0)
     clips = toy_dataset(clips_per_class=2, frames=16).clips[:4]
-    yaw = rng.uniform(-np.pi, np.pi, len(clips))  # turn each clip so view normalisation has work to do
-    turned = [clip @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], np.float32).T
-              for clip, a in zip(clips, yaw)]
+    # Turn and tilt each clip so the upright and view normalisations have work to do.
+    yaws, pitches = rng.uniform(-np.pi, np.pi, len(clips)), rng.uniform(-0.5, 0.5, len(clips))
+    turned = [clip @ (rotation_about_axis(yaw, 1) @ rotation_about_axis(pitch, 0)).astype(np.float32).T
+              for clip, yaw, pitch in zip(clips, yaws, pitches)]
     expected = np.stack([prepare_clip(clip, skeleton, pipeline, False, rng)[0] for clip in turned])
     actual = recognizer_input(torch.as_tensor(np.stack(turned)), skeleton, pipeline).numpy()
     np.testing.assert_allclose(actual, expected, atol=1e-5)

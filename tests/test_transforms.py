@@ -216,7 +216,8 @@ def test_rotation_between_takes_one_direction_to_the_other() -> None:
 @pytest.mark.parametrize("name", SKELETONS)
 def test_upright_points_the_first_frames_trunk_up_and_keeps_bone_lengths(name: str) -> None:
     skeleton = load_skeleton(name)
-    tilted = rotation_about_axis(0.4, (skeleton.up_axis + 1) % 3) @ rotation_about_axis(-0.3, (skeleton.up_axis + 2) % 3)
+    up = skeleton.up_axis
+    tilted = rotation_about_axis(0.4, (up + 1) % 3) @ rotation_about_axis(-0.3, (up + 2) % 3)
     clip = (random_clip(skeleton, 6) @ tilted.T).astype(np.float32)
     out = make_upright(clip, skeleton)
     direction = trunk(out, skeleton) / np.linalg.norm(trunk(out, skeleton))

@@ -93,8 +93,8 @@ class CoTrainConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
-        num_frames=52, sampling="resample", centre="first_frame", view_normalise=True, rotation_deg=15.0,
-        scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+        num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
+        rotation_deg=15.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
     generator: GeneratorSection = field(default_factory=GeneratorSection)
     batch_size: int = 64

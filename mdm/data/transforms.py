@@ -224,6 +224,17 @@ def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.eye(3) + cross + cross @ cross / (1.0 + cos)
 
 
+def trunk_pairs(skeleton: Skeleton) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((left hip, right hip), (left shoulder, right shoulder))`` of a skeleton, for :func:`make_upright`."""
+    hips, shoulders = _named_pair(skeleton, "hip"), _named_pair(skeleton, "shoulder")
+    if hips is None or shoulders is None:
+        raise ConfigError(
+            f"skeleton {skeleton.name} has no left/right hips and shoulders, so it cannot be made upright; "
+            "turn upright off"
+        )
+    return hips, shoulders
+
+
 def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """Rotate so the first frame's trunk (mid-hips to mid-shoulders) points straight up.
 
@@ -232,12 +243,7 @@ def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     rotation passes through the origin, so centre the clip first. Needs left/right hips and
     shoulders; a skeleton without them is refused.
     """
-    hips, shoulders = _named_pair(skeleton, "hip"), _named_pair(skeleton, "shoulder")
-    if hips is None or shoulders is None:
-        raise ConfigError(
-            f"skeleton {skeleton.name} has no left/right hips and shoulders, so it cannot be made upright; "
-            "turn upright off"
-        )
+    hips, shoulders = trunk_pairs(skeleton)
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))
