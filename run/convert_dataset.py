@@ -2,6 +2,11 @@
 
     python run/convert_dataset.py --format nw-ucla --input ../shared/data/NW-UCLA/all_sqe \
         --output datasets/nw_ucla.npz [--min-frames 2] [--option protocol=xview]
+    python run/convert_dataset.py --format nw-ucla --input ../shared/data/NW-UCLA/all_sqe \
+        --output fold_v1v2.npz --view-fold 1:2     # train on view 1, test on view 2, view 3 left out
+
+A view fold (TRAIN:TEST, comma-separated views on each side) keeps only those views' clips, for
+choosing a recipe by cross-view transfer inside the training views without touching the test view.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ from pathlib import Path
 from mdm.cli import parse_key_value, run_main
 from mdm.data.archive import write_archive
 from mdm.data.readers import DEFAULT_MIN_FRAMES, READERS, read_dataset
+from mdm.data.splits import view_fold
 from mdm.errors import ConfigError
+
+
+def parse_view_fold(text: str) -> tuple[list[int], list[int]]:
+    """``"1,2:3"`` -> ``([1, 2], [3])``."""
+    try:
+        train, test = text.split(":")
+        return [int(v) for v in train.split(",")], [int(v) for v in test.split(",")]
+    except ValueError:
+        raise ConfigError(f"--view-fold {text!r}: expected TRAIN:TEST views such as 1:2 or 1,2:3") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"drop clips shorter than this, with a warning (default {DEFAULT_MIN_FRAMES})")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the format's reader, e.g. protocol=xview for ntu-skeleton (repeatable)")
+    parser.add_argument("--view-fold", metavar="TRAIN:TEST",
+                        help="keep only these views: TRAIN views become train, TEST views test, e.g. 1:2")
     args = parser.parse_args(argv)
     if Path(args.output).suffix != ".npz":
         raise ConfigError(f"--output {args.output}: an archive's name must end in .npz")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = dict(parse_key_value(text, "--option") for text in args.option)
+    fold = parse_view_fold(args.view_fold) if args.view_fold else None
     dataset = read_dataset(args.format, args.input, min_frames=args.min_frames, **options)
+    if fold is not None:
+        dataset = view_fold(dataset, *fold)
     path = write_archive(dataset, args.output)
     print(dataset.summary())
     print(f"wrote {path}")

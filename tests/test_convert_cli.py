@@ -48,6 +48,15 @@ def test_convert_passes_min_frames_and_reader_options(clips: Path, tmp_path: Pat
     assert read_archive(out).split.tolist() == ["test", "train", "test"]
 
 
+def test_convert_makes_a_view_fold(clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fold.npz"
+    result = _convert("--format", "nw-ucla", "--input", clips, "--output", out, "--min-frames", "1",
+                      "--view-fold", "2:1")
+    assert result.returncode == 0, result.stderr
+    fold = read_archive(out)
+    assert fold.clip_ids == ["a01_s01_e00_v01", "a09_s03_e00_v02"] and fold.split.tolist() == ["test", "train"]
+
+
 @pytest.mark.parametrize(
     ("make_args", "words"),
     [
@@ -57,8 +66,10 @@ def test_convert_passes_min_frames_and_reader_options(clips: Path, tmp_path: Pat
         (lambda folder, out: ["--format", "nw-ucla", "--input", folder, "--output", out, "--min-frames", "0"],
          "min_frames"),
         (lambda folder, out: ["--format", "nw-ucla", "--input", folder, "--output", out.with_suffix(".zip")], ".npz"),
+        (lambda folder, out: ["--format", "nw-ucla", "--input", folder, "--output", out, "--view-fold", "1-2"],
+         "TRAIN:TEST"),
     ],
-    ids=["missing-folder", "unknown-option", "bad-min-frames", "bad-output-name"],
+    ids=["missing-folder", "unknown-option", "bad-min-frames", "bad-output-name", "bad-view-fold"],
 )
 def test_bad_input_exits_2_with_one_line_and_leaves_the_output_alone(clips: Path, tmp_path: Path, make_args,
                                                                      words: str) -> None:

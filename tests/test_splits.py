@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mdm.data.dataset import MotionDataset
-from mdm.data.splits import carve_validation_split, performance_id, split_counts, validation_grouping
+from mdm.data.splits import carve_validation_split, performance_id, split_counts, validation_grouping, view_fold
 from mdm.errors import ConfigError, UserError
 from mdm.skeleton import Skeleton
 
@@ -139,3 +139,18 @@ def test_nw_ucla_validation_split_is_subject_disjoint() -> None:
     assert set(carved.subjects[carved.split == "val"]).isdisjoint(carved.subjects[carved.split == "train"])
     assert set(carved.views[carved.split == "val"]) <= {1, 2}
     assert abs(val_share(carved, dataset) - 0.1) < 0.02
+
+
+def test_view_fold_keeps_two_views_and_never_the_third() -> None:
+    dataset = make_dataset({1: 2, 2: 2}, views=3)
+    fold = view_fold(dataset, [1], [2])
+    assert set(fold.views.tolist()) == {1, 2}
+    assert (fold.split[fold.views == 1] == "train").all() and (fold.split[fold.views == 2] == "test").all()
+    assert split_counts(fold) == {"train": int((dataset.views == 1).sum()), "val": 0,
+                                  "test": int((dataset.views == 2).sum())}
+    carved = carve_validation_split(fold)
+    assert (carved.views[carved.split == "val"] == 1).all()
+    with pytest.raises(ConfigError, match="both"):
+        view_fold(dataset, [1, 2], [2])
+    with pytest.raises(UserError, match=r"view\(s\) \[4\]"):
+        view_fold(dataset, [1], [4])

@@ -153,3 +153,29 @@ def carve_validation_split(dataset: MotionDataset, fraction: float = 0.1, seed: 
     new_split = split.astype("<U5")
     new_split[train[to_val]] = "val"
     return replace(dataset, clips=list(dataset.clips), split=new_split)
+
+
+def view_fold(dataset: MotionDataset, train_views: list[int], test_views: list[int]) -> MotionDataset:
+    """A cross-view fold: the clips of ``train_views`` become ``train``, those of ``test_views``
+    become ``test``, and clips of any other view are left out.
+
+    Made for choosing a recipe without the real test view, e.g. NW-UCLA's training views 1 and 2
+    as a 1 -> 2 fold (validation is carved from the fold's training clips later, as usual).
+
+    Raises:
+        ConfigError: a view is in both lists, or either list is empty.
+        UserError: a listed view has no clips.
+    """
+    if not train_views or not test_views:
+        raise ConfigError("a view fold needs at least one training view and one test view")
+    shared = sorted(set(train_views) & set(test_views))
+    if shared:
+        raise ConfigError(f"view(s) {shared} cannot be both training and test views")
+    present = set(dataset.views.tolist())
+    missing = sorted((set(train_views) | set(test_views)) - present)
+    if missing:
+        raise UserError(f"the dataset has no clips of view(s) {missing}; its views: {sorted(present)}")
+    keep = np.flatnonzero(np.isin(dataset.views, train_views + test_views))
+    fold = dataset.subset(keep)
+    split = np.where(np.isin(fold.views, train_views), "train", "test").astype("<U5")
+    return replace(fold, split=split)
