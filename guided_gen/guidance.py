@@ -177,7 +177,10 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
 
     Same result as :func:`mdm.data.transforms.prepare_clip` with ``train=False`` on a clip that
     already has ``pipeline.num_frames`` frames and one person present throughout: centring,
-    making upright, then view normalisation.
+    making upright, then view normalisation. Gradients flow through the positions but not
+    through the normalising rotations, which are taken as constants: through them, a gradient
+    would move the first frame's hips and shoulders to turn the whole clip instead of changing
+    the motion (with the upright rotation this made classifier guidance ineffective on a toy run).
 
     Args:
         positions: joint positions ``[B, T, J, 3]`` with ``T = pipeline.num_frames``.
@@ -193,11 +196,12 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
     elif pipeline.centre == "per_frame":
         positions = positions - positions[:, :, root:root + 1]
     if pipeline.upright:
-        positions = torch.einsum("btjc,bkc->btjk", positions, _upright_rotation(positions[:, 0], skeleton))
+        rotation = _upright_rotation(positions[:, 0].detach(), skeleton)
+        positions = torch.einsum("btjc,bkc->btjk", positions, rotation)
     if not pipeline.view_normalise:
         return positions
     left, right = side_pair(skeleton)
-    line = positions[:, 0, left] - positions[:, 0, right]
+    line = (positions[:, 0, left] - positions[:, 0, right]).detach()
     up = skeleton.up_axis
     i, j = (up + 1) % 3, (up + 2) % 3
     target = np.pi / 2 if lateral_axis(up) == j else 0.0
