@@ -1,13 +1,13 @@
 """Generate a synthetic dataset from a co-training run with guided sampling, filtered, as one archive.
 
     python run/mdm_guided_generation.py --run outputs/mdm_imdm_cotrain/nw-ucla-cpu-seed0 \\
-        --per-class 100 --guidance feature,cfg=2.5,classifier=0.1 --seed 0 --out outputs/synthetic/ucla.npz
+        --per-class 100 --guidance feature,cfg=2.5,classifier=0.01 --seed 0 --out outputs/synthetic/ucla.npz
     python run/mdm_guided_generation.py --run RUN --balance 150 --out syn.npz     # top classes up to 150 clips
     accelerate launch --multi_gpu --num_processes 4 run/mdm_guided_generation.py --run RUN --per-class 200 --out syn.npz
     ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -- run/mdm_guided_generation.py ...   # several CPU processes
 
 --guidance takes any of feature, cfg, classifier, each optionally with =SCALE (defaults: feature 1
-= the paper's exemplar-feature conditioning, cfg 2.5, classifier 0.1 standard deviations per step),
+= the paper's exemplar-feature conditioning, cfg 2.5, classifier 0.01 standard deviations per step),
 or none. Exemplars come from the run's training split only. Clips the recognizer gives less than
 --min-confidence for their class, and near-copies of real training clips (closer than
 --copy-threshold, RMS in normalised joint space), are dropped; the counts are logged and written to
