@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from imdm.bundle import TrainedRecognizer
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
-from mdm.data.transforms import ClipPipelineConfig, lateral_axis, side_pair, trunk_pairs
+from mdm.data.transforms import ClipPipelineConfig, lateral_axis, side_pair, upright_rotation
 from mdm.diffusion.sampling import sample
 from mdm.errors import ConfigError, UserError
 from mdm.generator import MotionGenerator
@@ -197,7 +197,9 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
     elif pipeline.centre == "per_frame":
         positions = positions - positions[:, :, root:root + 1]
     if pipeline.upright:
-        rotation = _upright_rotation(positions[:, 0].detach(), skeleton)
+        first_poses = positions[:, 0].detach().cpu().numpy()
+        rotation = torch.as_tensor(np.stack([upright_rotation(pose, skeleton) for pose in first_poses]),
+                                   dtype=positions.dtype, device=positions.device)
         positions = torch.einsum("btjc,bkc->btjk", positions, rotation)
     if not pipeline.view_normalise:
         return positions
@@ -213,32 +215,6 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
     rotation = torch.eye(3, dtype=positions.dtype, device=positions.device).repeat(len(positions), 1, 1)
     rotation[:, i, i], rotation[:, i, j], rotation[:, j, i], rotation[:, j, j] = cos, -sin, sin, cos
     return torch.einsum("btjc,bkc->btjk", positions, rotation)
-
-
-def _upright_rotation(poses: Tensor, skeleton: Skeleton) -> Tensor:
-    """``[B, 3, 3]`` rotations taking each pose's trunk (mid-hips to mid-shoulders) to the up axis.
-
-    The torch counterpart of :func:`mdm.data.transforms.rotation_between` as used by
-    :func:`mdm.data.transforms.make_upright`; identity for degenerate trunks. ``poses``: ``[B, J, 3]``.
-    """
-    hips, shoulders = trunk_pairs(skeleton)
-    trunk = poses[:, list(shoulders)].mean(1) - poses[:, list(hips)].mean(1)
-    length = trunk.norm(dim=-1, keepdim=True)
-    a = trunk / length.clamp_min(1e-8)
-    b = torch.zeros_like(a)
-    b[:, skeleton.up_axis] = 1.0
-    axis = torch.linalg.cross(a, b)
-    cos = (a * b).sum(-1)
-    zero = torch.zeros_like(cos)
-    cross = torch.stack([
-        torch.stack([zero, -axis[:, 2], axis[:, 1]], -1),
-        torch.stack([axis[:, 2], zero, -axis[:, 0]], -1),
-        torch.stack([-axis[:, 1], axis[:, 0], zero], -1),
-    ], -2)
-    eye = torch.eye(3, dtype=poses.dtype, device=poses.device).expand_as(cross)
-    degenerate = (length.squeeze(-1) < 1e-8) | (cos < -1.0 + 1e-8)
-    rotation = eye + cross + cross @ cross / (1.0 + cos).clamp_min(1e-8)[:, None, None]
-    return torch.where(degenerate[:, None, None], eye, rotation)
 
 
 class ClassifierGuidance:

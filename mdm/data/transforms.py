@@ -235,6 +235,15 @@ def trunk_pairs(skeleton: Skeleton) -> tuple[tuple[int, int], tuple[int, int]]:
     return hips, shoulders
 
 
+def upright_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """float64 ``[3, 3]``: the smallest rotation taking the trunk (mid-hips to mid-shoulders) of
+    one pose ``[J, 3]`` to the up axis. Needs left/right hips and shoulders."""
+    hips, shoulders = trunk_pairs(skeleton)
+    pose = np.asarray(pose, np.float64)
+    trunk = pose[list(shoulders)].mean(axis=0) - pose[list(hips)].mean(axis=0)
+    return rotation_between(trunk, np.eye(3)[skeleton.up_axis])
+
+
 def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """Rotate so the first frame's trunk (mid-hips to mid-shoulders) points straight up.
 
@@ -243,16 +252,11 @@ def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     rotation passes through the origin, so centre the clip first. Needs left/right hips and
     shoulders; a skeleton without them is refused.
     """
-    hips, shoulders = trunk_pairs(skeleton)
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))
     person = int(np.argmax(present[frame]))
-    pose = persons[frame, person].astype(np.float64)
-    trunk = pose[list(shoulders)].mean(axis=0) - pose[list(hips)].mean(axis=0)
-    up = np.zeros(3)
-    up[skeleton.up_axis] = 1.0
-    return (clip @ rotation_between(trunk, up).T).astype(clip.dtype)
+    return (clip @ upright_rotation(persons[frame, person], skeleton).T).astype(clip.dtype)
 
 
 def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
