@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from imdm.bundle import TrainedRecognizer
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
-from mdm.data.transforms import ClipPipelineConfig, lateral_axis, side_pair, upright_rotation
+from mdm.data.transforms import ClipPipelineConfig, normalising_rotation
 from mdm.diffusion.sampling import sample
 from mdm.errors import ConfigError, UserError
 from mdm.generator import MotionGenerator
@@ -196,24 +196,12 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
         positions = positions - positions[:, :1, root:root + 1]
     elif pipeline.centre == "per_frame":
         positions = positions - positions[:, :, root:root + 1]
-    if pipeline.upright:
-        first_poses = positions[:, 0].detach().cpu().numpy()
-        rotation = torch.as_tensor(np.stack([upright_rotation(pose, skeleton) for pose in first_poses]),
-                                   dtype=positions.dtype, device=positions.device)
-        positions = torch.einsum("btjc,bkc->btjk", positions, rotation)
-    if not pipeline.view_normalise:
+    if not (pipeline.upright or pipeline.view_normalise):
         return positions
-    left, right = side_pair(skeleton)
-    line = (positions[:, 0, left] - positions[:, 0, right]).detach()
-    up = skeleton.up_axis
-    i, j = (up + 1) % 3, (up + 2) % 3
-    target = np.pi / 2 if lateral_axis(up) == j else 0.0
-    angle = target - torch.atan2(line[:, j], line[:, i])
-    degenerate = torch.hypot(line[:, i], line[:, j]) < 1e-8
-    angle = torch.where(degenerate, torch.zeros_like(angle), angle)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    rotation = torch.eye(3, dtype=positions.dtype, device=positions.device).repeat(len(positions), 1, 1)
-    rotation[:, i, i], rotation[:, i, j], rotation[:, j, i], rotation[:, j, j] = cos, -sin, sin, cos
+    first_poses = positions[:, 0].detach().cpu().numpy()
+    rotation = np.stack([normalising_rotation(pose, skeleton, pipeline.upright, pipeline.view_normalise)
+                         for pose in first_poses])
+    rotation = torch.as_tensor(rotation, dtype=positions.dtype, device=positions.device)
     return torch.einsum("btjc,bkc->btjk", positions, rotation)
 
 

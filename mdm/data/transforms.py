@@ -252,11 +252,38 @@ def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     rotation passes through the origin, so centre the clip first. Needs left/right hips and
     shoulders; a skeleton without them is refused.
     """
+    return (clip @ upright_rotation(_reference_pose(clip), skeleton).T).astype(clip.dtype)
+
+
+def view_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """float64 ``[3, 3]``: the rotation about the vertical axis that puts the hip line of one pose
+    ``[J, 3]`` (its shoulders if it has no hips) along the positive lateral axis; the identity
+    for a degenerate (vertical) line."""
+    left, right = side_pair(skeleton)
+    line = np.asarray(pose[left], np.float64) - pose[right]
+    up = skeleton.up_axis
+    i, j = (up + 1) % 3, (up + 2) % 3
+    if np.hypot(line[i], line[j]) < 1e-8:
+        return np.eye(3)
+    target = np.pi / 2 if lateral_axis(up) == j else 0.0
+    return rotation_about_axis(target - np.arctan2(line[j], line[i]), up)
+
+
+def normalising_rotation(pose: np.ndarray, skeleton: Skeleton, upright: bool, view: bool) -> np.ndarray:
+    """float64 ``[3, 3]``: :func:`make_upright` then (if ``view``) :func:`view_normalise` as one
+    rotation, for a clip whose reference pose (first frame, first present person) is ``pose``."""
+    rotation = upright_rotation(pose, skeleton) if upright else np.eye(3)
+    if view:
+        rotation = view_rotation(pose @ rotation.T, skeleton) @ rotation
+    return rotation
+
+
+def _reference_pose(clip: np.ndarray) -> np.ndarray:
+    """``[J, 3]``: the first present person in the first frame where anyone is present."""
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))
-    person = int(np.argmax(present[frame]))
-    return (clip @ upright_rotation(persons[frame, person], skeleton).T).astype(clip.dtype)
+    return persons[frame, int(np.argmax(present[frame]))]
 
 
 def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
@@ -267,20 +294,7 @@ def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     the right to the left joint points along the positive lateral axis (+x for a y-up or
     z-up skeleton). A degenerate (vertical) line leaves the clip as it is.
     """
-    left, right = side_pair(skeleton)
-    persons = _persons(clip)
-    present = present_mask(clip)
-    frame = int(np.argmax(present.any(axis=1)))
-    person = int(np.argmax(present[frame]))
-    line = persons[frame, person, left].astype(np.float64) - persons[frame, person, right]
-    up = skeleton.up_axis
-    i, j = (up + 1) % 3, (up + 2) % 3
-    if np.hypot(line[i], line[j]) < 1e-8:
-        return clip.copy()
-    side = lateral_axis(up)
-    target = np.pi / 2 if side == j else 0.0
-    angle = target - np.arctan2(line[j], line[i])
-    return rotate_vertical(clip, angle, up)
+    return (clip @ view_rotation(_reference_pose(clip), skeleton).T).astype(clip.dtype)
 
 
 def scale(clip: np.ndarray, factor: float) -> np.ndarray:
