@@ -14,6 +14,8 @@ from imdm.bundle import TrainedRecognizer
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import merge
 from mdm.data.archive import read_archive
+from mdm.errors import ConfigError
+from mdm.training.checkpoint import latest_checkpoint
 from toy_data import toy_archive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +82,23 @@ def test_detached_features_keep_generator_gradients_out_of_the_recognizer(tmp_pa
                                            if p.grad is not None])
     assert torch.allclose(grads[True, 1.0], grads[False, 0.0])
     assert not torch.allclose(grads[False, 1.0], grads[False, 0.0])
+
+
+def test_last_selection_keeps_the_final_ema_recognizer_and_runs_the_whole_schedule(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=8)
+    config = _config(archive, epochs=4, patience=1, selection="last", generator={"enabled": False})
+    run = CoTrainer(config, tmp_path / "run", progress=False).fit()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 4 and metrics["kept_epoch"] == 4  # patience 1 did not stop it
+    assert metrics["selection"] == "EMA recognizer at the end of the schedule"
+    kept = load_file(str(run / "recognizer/recognizer.safetensors"))
+    final = load_file(str(latest_checkpoint(run / "checkpoints") / "ema_recognizer.safetensors"))
+    assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in kept)
+
+
+def test_unknown_selection_is_refused() -> None:
+    with pytest.raises(ConfigError, match="selection"):
+        CoTrainConfig(selection="best_test")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -6,9 +6,11 @@ and on the recognizer's per-stage features (gradient flows from the generator in
 recognizer unless ``generator.detach_features``). One backward; two optimizers, two schedules.
 
 Each epoch: validation top-1 of the (EMA) recognizer and validation diffusion loss of the (EMA)
-generator on the validation split; the best recognizer by validation top-1 (ties: lower
-validation cross-entropy) and the best generator by validation loss are kept; early stopping on
-top-1. At the end the best recognizer is evaluated once on the test split.
+generator on the validation split; the best generator by validation loss is kept, and the
+recognizer kept is chosen by ``selection``: ``best_val``, the best by validation top-1 (ties: lower
+validation cross-entropy), with early stopping on top-1; or ``last``, the EMA recognizer at the end
+of the whole schedule (no early stopping). At the end the kept recognizer is evaluated once on the
+test split.
 
 Run folder::
 
@@ -55,6 +57,11 @@ from mdm.training.optim import OptimConfig, make_optimizer
 
 logger = logging.getLogger("imdm.cotrain")
 VALIDATION_SEED = 1234
+SELECTIONS = {
+    "best_val": "EMA recognizer with the best validation top-1 (ties: lower validation cross-entropy)",
+    "last": "EMA recognizer at the end of the schedule",
+}
+"""How the kept recognizer is chosen (``CoTrainConfig.selection``), as written to metrics.json."""
 
 
 @dataclass
@@ -100,6 +107,7 @@ class CoTrainConfig:
     batch_size: int = 64
     epochs: int = 60
     patience: int = 25
+    selection: str = "best_val"
     balanced: bool = False
     mixed_precision: str = "no"
     seed: int = 0
@@ -112,6 +120,8 @@ class CoTrainConfig:
             raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch_size and patience must be positive")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
 
 
 class CoTrainer(EpochTrainer):
@@ -184,7 +194,8 @@ class CoTrainer(EpochTrainer):
                                num_workers=config.num_workers, balanced=config.balanced)
         self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
         self.state = TrainingState(extra={"best_top1": -1.0, "best_val_ce": math.inf, "best_epoch": -1,
-                                          "best_val_diffusion": math.inf, "stale_epochs": 0})
+                                          "best_val_diffusion": math.inf, "stale_epochs": 0,
+                                          "kept_epoch": -1, "kept_val_top1": -1.0})
 
     # ----------------------------------------------------------------- checkpoints
     def checkpoint_objects(self) -> dict[str, Any]:
@@ -288,8 +299,12 @@ class CoTrainer(EpochTrainer):
         top1 = float(np.mean(logits.argmax(1) == self.val_set.labels))
         row: dict[str, Any] = {"step": self.state.step, "epoch": epoch + 1, "val_top1": top1, "val_ce": val_ce}
         main = self.accelerator.is_main_process
-        if self.record_top1(epoch, top1, val_ce) and main:
-            self._save_recognizer()
+        improved = self.record_top1(epoch, top1, val_ce)
+        keep_last = self.config.selection == "last"
+        if improved or keep_last:
+            extra.update(kept_epoch=epoch + 1, kept_val_top1=top1)
+            if main:
+                self._save_recognizer()
         if self.generator_enabled:
             val_diffusion = self.validation_diffusion_loss()
             row["val_diffusion"] = val_diffusion
@@ -302,7 +317,7 @@ class CoTrainer(EpochTrainer):
         logger.info("epoch %d: val top-1 %.4f (best %.4f at epoch %d)%s", epoch + 1, top1, extra["best_top1"],
                     extra["best_epoch"],
                     f", val diffusion {row['val_diffusion']:.4f}" if "val_diffusion" in row else "")
-        return self.patience_exhausted(self.config.patience)
+        return not keep_last and self.patience_exhausted(self.config.patience)
 
     def _save_recognizer(self) -> None:
         replace_folder(TrainedRecognizer(self.recognizer_spec, self.recognizer_ema.model).save,
@@ -326,9 +341,11 @@ class CoTrainer(EpochTrainer):
             "seed": self.config.seed,
             "steps": self.state.step,
             "epochs_run": self.state.step // len(self.sampler),
-            "selection": "EMA recognizer with the best validation top-1 (ties: lower validation cross-entropy)",
+            "selection": SELECTIONS[self.config.selection],
+            "kept_epoch": extra["kept_epoch"],
+            "val_top1": extra["kept_val_top1"],
             "best_epoch": extra["best_epoch"],
-            "val_top1": extra["best_top1"],
+            "best_val_top1": extra["best_top1"],
             "test": report,
         }
         if self.generator_enabled:
@@ -373,8 +390,10 @@ class CoTrainer(EpochTrainer):
             f"run: {self.output_dir}",
             f"data: {self.config.data.name} ({len(self.train_set)} train / {len(self.val_set)} val / "
             f"{len(self.test_set)} test clips)",
-            f"steps: {metrics['steps']} ({metrics['epochs_run']} epochs); best epoch {metrics['best_epoch']}",
-            f"validation top-1: {metrics['val_top1']:.2%}",
+            f"steps: {metrics['steps']} ({metrics['epochs_run']} epochs); recognizer kept: epoch "
+            f"{metrics['kept_epoch']} ({metrics['selection']})",
+            f"validation top-1: {metrics['val_top1']:.2%} (best {metrics['best_val_top1']:.2%} at epoch "
+            f"{metrics['best_epoch']})",
             f"TEST top-1: {test['top1']:.2%}   top-5: {test['top5']:.2%}",
             "per class: " + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}"
                                       for k, v in test["per_class_accuracy"].items()),
