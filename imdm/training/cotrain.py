@@ -15,7 +15,7 @@ test split.
 Run folder::
 
     config.yaml  checkpoints/  log.csv  curves.png
-    recognizer/  generator/                 best models, ready for recognize.py / sampling
+    recognizer/  generator/                 kept models, ready for recognize.py / sampling
     metrics.json  per_class_accuracy.csv  confusion_matrix.png  summary.txt
     samples_per_class.npz  samples_per_class.mp4   one generated clip per class
 """
@@ -101,13 +101,13 @@ class CoTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
         num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
-        rotation_deg=15.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+        rotation_deg=45.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
     generator: GeneratorSection = field(default_factory=GeneratorSection)
     batch_size: int = 64
     epochs: int = 60
     patience: int = 25
-    selection: str = "best_val"
+    selection: str = "last"
     balanced: bool = False
     mixed_precision: str = "no"
     seed: int = 0
