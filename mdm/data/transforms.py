@@ -408,10 +408,9 @@ def prepare_clip(
     motion = out[:valid]
     if config.centre != "none":
         motion = centre(motion, skeleton, config.centre)
-    if config.upright:
-        motion = make_upright(motion, skeleton)
-    if config.view_normalise:
-        motion = view_normalise(motion, skeleton)
+    if config.upright or config.view_normalise:
+        rotation = normalising_rotation(_reference_pose(motion), skeleton, config.upright, config.view_normalise)
+        motion = (motion @ rotation.T).astype(motion.dtype)
     if train:
         angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
         tilts = np.deg2rad(rng.uniform(-config.tilt_deg, config.tilt_deg, size=2)) if config.tilt_deg else None
