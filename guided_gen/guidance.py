@@ -40,9 +40,11 @@ from mdm.generator import MotionGenerator
 from mdm.skeleton import Skeleton
 
 GUIDANCE_NAMES = ("feature", "cfg", "classifier")
-DEFAULT_SCALES = {"feature": 1.0, "cfg": 2.5, "classifier": 0.01}
-"""Scale a guidance gets when it is named without one (``--guidance feature,cfg``). Classifier 0.01:
-at 0.1 the NW-UCLA samples left the data (FID 497 against 147, docs/results.md)."""
+DEFAULT_SCALES = {"feature": 2.0, "cfg": 2.5, "classifier": 0.01}
+"""Scale a guidance gets when it is named without one (``--guidance feature,cfg``). Feature 2: on
+NW-UCLA the evaluator recognised 92.5% of the samples against 87.0% at 1 (the paper's plain
+conditioning) and 89.5% at 3, with the lowest FID against training clips (docs/results.md).
+Classifier 0.01: at 0.1 the NW-UCLA samples left the data (FID 497 against 147)."""
 EXEMPLAR_MODES = ("mean", "interpolate")
 
 

@@ -6,8 +6,9 @@
     accelerate launch --multi_gpu --num_processes 4 run/mdm_guided_generation.py --run RUN --per-class 200 --out syn.npz
     ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -- run/mdm_guided_generation.py ...   # several CPU processes
 
---guidance takes any of feature, cfg, classifier, each optionally with =SCALE (defaults: feature 1
-= the paper's exemplar-feature conditioning, cfg 2.5, classifier 0.01 standard deviations per step),
+--guidance takes any of feature, cfg, classifier, each optionally with =SCALE (defaults: feature 2,
+twice the pull of the exemplar features over the featureless prediction, where feature=1 is the
+paper's plain conditioning; cfg 2.5; classifier 0.01 standard deviations per step),
 or none. Exemplars come from the run's training split only. Clips the recognizer gives less than
 --min-confidence for their class, and near-copies of real training clips (closer than
 --copy-threshold, RMS in normalised joint space), are dropped; the counts are logged and written to

@@ -38,7 +38,7 @@ def _sample(run: CoTrainedRun, bank: ExemplarBank, labels: torch.Tensor, seed: i
 
 def test_parse_guidance_gives_defaults_and_refuses_unknown_names() -> None:
     assert parse_guidance("none") == {"feature": 0.0, "cfg": 1.0, "classifier": 0.0}
-    assert parse_guidance("feature,cfg=3") == {"feature": 1.0, "cfg": 3.0, "classifier": 0.0}
+    assert parse_guidance("feature,cfg=3") == {"feature": 2.0, "cfg": 3.0, "classifier": 0.0}
     assert parse_guidance("classifier=0.5")["classifier"] == 0.5
     with pytest.raises(ConfigError, match="unknown guidance 'clasifier'"):
         parse_guidance("clasifier")

@@ -50,15 +50,15 @@ class EvaluatorTrainConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
-        num_frames=52, sampling="resample", centre="first_frame", view_normalise=True, rotation_deg=15.0,
-        scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+        num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
+        rotation_deg=45.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
     preset: str = "cpu"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, weight_decay=0.01, warmup_steps=50))
     label_smoothing: float = 0.1
     batch_size: int = 32
-    epochs: int = 40
-    patience: int = 15
+    epochs: int = 60
+    patience: int = 60
     ema_decay: float = 0.98
     mixed_precision: str = "no"
     seed: int = 0
