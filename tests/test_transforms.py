@@ -12,8 +12,8 @@ from mdm.data.transforms import (
     centre,
     change_speed,
     interpolate_frames,
-    make_upright,
     mirror,
+    normalise_clip,
     prepare_clip,
     present_mask,
     random_crop,
@@ -22,7 +22,6 @@ from mdm.data.transforms import (
     rotation_about_axis,
     rotation_between,
     scale,
-    view_normalise,
 )
 from mdm.errors import ConfigError
 from mdm.skeleton import Skeleton, load_skeleton
@@ -167,7 +166,7 @@ def test_view_normalisation_puts_the_hip_line_along_x(name: str) -> None:
     skeleton = load_skeleton(name)
     for angle in (0.3, 2.0, -2.9):
         clip = rotate_vertical(random_clip(skeleton, 5), angle, skeleton.up_axis)
-        out = view_normalise(clip, skeleton)
+        out = normalise_clip(clip, skeleton, upright=False, view=True)
         line = hip_line(out, skeleton)
         assert abs(line[2]) < 1e-5 and line[0] > 0
         np.testing.assert_allclose(np.linalg.norm(line), np.linalg.norm(hip_line(clip, skeleton)), rtol=1e-5)
@@ -178,7 +177,7 @@ def test_view_normalisation_of_a_z_up_skeleton_with_shoulders_only() -> None:
     names = ["pelvis", "chest", "left_shoulder", "right_shoulder", "left_foot"]
     skeleton = Skeleton.from_parents([-1, 0, 1, 1, 0], names, up_axis=2)
     clip = random_clip(skeleton, 4)
-    out = view_normalise(clip, skeleton)
+    out = normalise_clip(clip, skeleton, upright=False, view=True)
     line = hip_line(out, skeleton, "shoulder")
     assert abs(line[1]) < 1e-5 and line[0] > 0
     np.testing.assert_allclose(out[..., 2], clip[..., 2], atol=1e-6)
@@ -187,7 +186,7 @@ def test_view_normalisation_of_a_z_up_skeleton_with_shoulders_only() -> None:
 def test_view_normalisation_and_mirror_refuse_a_skeleton_without_sides() -> None:
     skeleton = Skeleton.from_parents([-1, 0, 1])
     with pytest.raises(ConfigError, match="hips or shoulders"):
-        view_normalise(random_clip(skeleton, 3), skeleton)
+        normalise_clip(random_clip(skeleton, 3), skeleton, upright=False, view=True)
     with pytest.raises(ConfigError, match="mirror_prob"):
         mirror(random_clip(skeleton, 3), skeleton)
 
@@ -219,12 +218,12 @@ def test_upright_points_the_first_frames_trunk_up_and_keeps_bone_lengths(name: s
     up = skeleton.up_axis
     tilted = rotation_about_axis(0.4, (up + 1) % 3) @ rotation_about_axis(-0.3, (up + 2) % 3)
     clip = (random_clip(skeleton, 6) @ tilted.T).astype(np.float32)
-    out = make_upright(clip, skeleton)
+    out = normalise_clip(clip, skeleton, upright=True, view=False)
     direction = trunk(out, skeleton) / np.linalg.norm(trunk(out, skeleton))
     np.testing.assert_allclose(direction, np.eye(3)[skeleton.up_axis], atol=1e-5)
     np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(clip, skeleton), rtol=1e-4)
     with pytest.raises(ConfigError, match="upright"):
-        make_upright(clip[:, :3], Skeleton.from_parents([-1, 0, 1]))
+        normalise_clip(clip[:, :3], Skeleton.from_parents([-1, 0, 1]), upright=True, view=False)
 
 
 def test_tilt_augmentation_keeps_bone_lengths_and_varies_the_height_axis() -> None:

@@ -39,7 +39,7 @@ from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import DataConfig, load_training_data
-from mdm.data.transforms import ClipPipelineConfig
+from mdm.data.transforms import ClipPipelineConfig, recognition_pipeline
 from mdm.errors import ConfigError
 from mdm.evaluation.metrics import plot_confusion
 from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, generator_spec_for, samples_to_dataset
@@ -99,9 +99,7 @@ class CoTrainConfig:
     """Everything a co-training run needs (saved as the run's ``config.yaml``)."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
-        num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
-        rotation_deg=45.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+    pipeline: ClipPipelineConfig = field(default_factory=recognition_pipeline)
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
     generator: GeneratorSection = field(default_factory=GeneratorSection)
     batch_size: int = 64

@@ -225,7 +225,7 @@ def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def trunk_pairs(skeleton: Skeleton) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``((left hip, right hip), (left shoulder, right shoulder))`` of a skeleton, for :func:`make_upright`."""
+    """``((left hip, right hip), (left shoulder, right shoulder))`` of a skeleton, for :func:`upright_rotation`."""
     hips, shoulders = _named_pair(skeleton, "hip"), _named_pair(skeleton, "shoulder")
     if hips is None or shoulders is None:
         raise ConfigError(
@@ -244,17 +244,6 @@ def upright_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return rotation_between(trunk, np.eye(3)[skeleton.up_axis])
 
 
-def make_upright(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """Rotate so the first frame's trunk (mid-hips to mid-shoulders) points straight up.
-
-    Removes the camera's pitch and roll (NW-UCLA's views look at people from different
-    heights), the counterpart of :func:`view_normalise` for the two horizontal axes; the
-    rotation passes through the origin, so centre the clip first. Needs left/right hips and
-    shoulders; a skeleton without them is refused.
-    """
-    return (clip @ upright_rotation(_reference_pose(clip), skeleton).T).astype(clip.dtype)
-
-
 def view_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """float64 ``[3, 3]``: the rotation about the vertical axis that puts the hip line of one pose
     ``[J, 3]`` (its shoulders if it has no hips) along the positive lateral axis; the identity
@@ -270,8 +259,8 @@ def view_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
 
 
 def normalising_rotation(pose: np.ndarray, skeleton: Skeleton, upright: bool, view: bool) -> np.ndarray:
-    """float64 ``[3, 3]``: :func:`make_upright` then (if ``view``) :func:`view_normalise` as one
-    rotation, for a clip whose reference pose (first frame, first present person) is ``pose``."""
+    """float64 ``[3, 3]``: the rotation of :func:`normalise_clip` for a clip whose reference pose
+    (first frame, first present person) is ``pose`` ``[J, 3]``."""
     rotation = upright_rotation(pose, skeleton) if upright else np.eye(3)
     if view:
         rotation = view_rotation(pose @ rotation.T, skeleton) @ rotation
@@ -286,15 +275,17 @@ def _reference_pose(clip: np.ndarray) -> np.ndarray:
     return persons[frame, int(np.argmax(present[frame]))]
 
 
-def view_normalise(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """Rotate about the vertical axis so the first frame's hip line lies along x.
+def normalise_clip(clip: np.ndarray, skeleton: Skeleton, upright: bool, view: bool) -> np.ndarray:
+    """Rotate a clip into the canonical frame of its reference pose (the first present person in
+    the first frame where anyone is present), as one rotation through the origin (centre first).
 
-    Uses the left/right hips of the skeleton (its shoulders if it has no hips) of the first
-    present person in the first frame where anyone is present; afterwards the vector from
-    the right to the left joint points along the positive lateral axis (+x for a y-up or
-    z-up skeleton). A degenerate (vertical) line leaves the clip as it is.
+    ``upright``: the trunk (mid-hips to mid-shoulders) points straight up, which removes the
+    camera's pitch and roll (NW-UCLA's views look at people from different heights); needs
+    left/right hips and shoulders. ``view``: then, about the vertical axis, the hip line (the
+    shoulders if there are no hips) points from right to left along the positive lateral axis
+    (+x for a y-up or z-up skeleton); a degenerate (vertical) line is left as it is.
     """
-    return (clip @ view_rotation(_reference_pose(clip), skeleton).T).astype(clip.dtype)
+    return (clip @ normalising_rotation(_reference_pose(clip), skeleton, upright, view).T).astype(clip.dtype)
 
 
 def scale(clip: np.ndarray, factor: float) -> np.ndarray:
@@ -379,6 +370,16 @@ class ClipPipelineConfig:
             raise ConfigError("window_range applies to sampling 'resample' only; use speed_range with 'crop'")
 
 
+def recognition_pipeline() -> ClipPipelineConfig:
+    """The clip pipeline recognizers train with (the co-trained recognizer and the evaluator): 52
+    frames resampled from 80-100% windows, centred on the first frame, upright and view-normalised,
+    then ±45° random yaw, ±10° tilt and 0.9-1.1 scale; chosen on the view-1 -> 2 fold
+    (docs/results.md)."""
+    return ClipPipelineConfig(
+        num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
+        rotation_deg=45.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0))
+
+
 def prepare_clip(
     clip: np.ndarray,
     skeleton: Skeleton,
@@ -409,8 +410,7 @@ def prepare_clip(
     if config.centre != "none":
         motion = centre(motion, skeleton, config.centre)
     if config.upright or config.view_normalise:
-        rotation = normalising_rotation(_reference_pose(motion), skeleton, config.upright, config.view_normalise)
-        motion = (motion @ rotation.T).astype(motion.dtype)
+        motion = normalise_clip(motion, skeleton, config.upright, config.view_normalise)
     if train:
         angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
         tilts = np.deg2rad(rng.uniform(-config.tilt_deg, config.tilt_deg, size=2)) if config.tilt_deg else None

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mdm.data.sources import DataConfig, load_training_data
-from mdm.data.transforms import ClipPipelineConfig
+from mdm.data.transforms import ClipPipelineConfig, recognition_pipeline
 from mdm.errors import ConfigError
 from mdm.evaluation.bundle import EvaluatorSpec, TrainedEvaluator
 from mdm.evaluation.stgcn import STGCN, stgcn_preset
@@ -49,9 +49,7 @@ class EvaluatorTrainConfig:
     """Everything an evaluator training run needs (saved as the run's ``config.yaml``)."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    pipeline: ClipPipelineConfig = field(default_factory=lambda: ClipPipelineConfig(
-        num_frames=52, sampling="resample", centre="first_frame", upright=True, view_normalise=True,
-        rotation_deg=45.0, tilt_deg=10.0, scale_range=(0.9, 1.1), window_range=(0.8, 1.0)))
+    pipeline: ClipPipelineConfig = field(default_factory=recognition_pipeline)
     preset: str = "cpu"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, weight_decay=0.01, warmup_steps=50))
