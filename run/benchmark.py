@@ -44,6 +44,10 @@ def machine() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        # OpenMP's idle threads spin by default; PASSIVE makes them sleep, which slows every small
+        # parallel op (the recognizer at batch 1: 2.6x), so the figures name the policy they ran under.
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (active spin)"),
+        "load_average_1min": os.getloadavg()[0],
     }
 
 

@@ -214,7 +214,6 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         results.update(_published_figures(config, results, reference, train, forward))
     results.update({
         "threads": config.threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
         "train_step": train,
