@@ -12,7 +12,6 @@ steps at about 8.8 s per clip on 2 CPU threads.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -82,7 +81,6 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         "frames": generator.spec.num_frames,
         "joints": generator.skeleton.num_joints,
         "published_seconds_per_clip_1000_steps": 8.8,
-        "load_average_before": os.getloadavg(),
         "settings": {},
     }
     for text in config.guidances:
@@ -104,5 +102,4 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
             "clips_per_second": config.batch_size / median,
             "seconds_per_clip": median / config.batch_size,
         }
-    results["load_average_after"] = os.getloadavg()
     return results

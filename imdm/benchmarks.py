@@ -28,7 +28,6 @@ classes), generated in memory.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import tempfile
 import time
@@ -249,7 +248,6 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         models["published_replica"] = (replica, lambda b: torch.randn(b, frames, 2 * 25 * 6, generator=generator),
                                        lambda out: out)
         figures["published_replica"] = {"recognizer_params": count_parameters(replica), "frames": frames}
-    load_before = os.getloadavg()[0]
     train_repeats = max(1, config.repeats // 2)
     step_key = f"b{config.train_batch}"
 
@@ -311,5 +309,4 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     _record(triplet, f"triplet_backward_ms_{triplet_key}", triplet_times["backward"], 1000.0)
     triplet["triplet_spread"] = triplet.pop("spread")
     return {**figures, **triplet, "threads": config.threads, "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}}
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}

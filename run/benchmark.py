@@ -47,7 +47,6 @@ def machine() -> dict[str, object]:
         # OpenMP's idle threads spin by default; PASSIVE makes them sleep, which slows every small
         # parallel op (the recognizer at batch 1: 2.6x), so the figures name the policy they ran under.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (active spin)"),
-        "load_average_1min": os.getloadavg()[0],
     }
 
 
@@ -68,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.preset:
         key = "preset" if hasattr(config, "preset") else "presets"
         config = merge(config, {key: args.preset if key == "preset" else [args.preset]}, "--preset")
+    date, load_before = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()[0]
+    results = suite.run_suite(config)
     report = {
         "suite": args.suite,
         "command": " ".join(["python", *sys.argv]),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "date_utc": date.isoformat(timespec="seconds"),
+        "machine": {**machine(), "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
         "config": to_dict(config),
-        "results": suite.run_suite(config),
+        "results": results,
     }
     text = json.dumps(report, indent=2)
     print(text)

@@ -19,7 +19,6 @@ and ``ratio_ours_to_published``; the detailed timings (min, max, every run, CPU 
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -182,7 +181,6 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         x_ref = torch.randn(batch, config.num_joints + 1, config.num_channels, frames, generator=generator)
         optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-4)
         train_jobs["published_replica"] = _train_step(reference.train(), optimizer, (x_ref, t, y), x_ref)
-    load_before = os.getloadavg()[0]
     train = _time_round_robin(train_jobs, config.warmup, config.repeats)
 
     for module in (*models.values(), reference):
@@ -221,7 +219,6 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     })
     if sampling is not None:
         results[f"sampling_{config.sample_steps}_steps_{sb}_clips"] = sampling
-    results["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
     return results
 
 
