@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -13,6 +14,8 @@ import yaml
 from mdm.errors import ConfigError
 
 T = TypeVar("T")
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""Numbers such as ``1e-4`` that YAML 1.1 (PyYAML) reads as strings: floats wherever a float is expected."""
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:
@@ -49,6 +52,8 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(annotation))}")
         return value
     if annotation is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from mdm.cli import parse_key_value
 from mdm.config import from_dict, load_yaml, merge, save_yaml, to_dict
 from mdm.errors import ConfigError
 
@@ -40,11 +41,22 @@ def test_nested_values_are_converted() -> None:
         ({"steps": True}, "expected an integer"),
         ({"amp": "yes"}, "expected true or false"),
         ({"optim": 3}, "expected a mapping"),
+        ({"optim": {"lr": "fast"}}, "expected a number"),
+        ({"optim": {"lr": "1e-"}}, "expected a number"),
     ],
 )
 def test_bad_values_are_refused_with_their_key(values: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_dict(Run, values)
+
+
+def test_exponent_numbers_that_yaml_reads_as_strings_become_floats(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text("name: 1e-4\noptim: {lr: 2e-3, betas: [9e-1, 1E+0]}\n")
+    config = from_dict(Run, load_yaml(tmp_path / "run.yaml"))
+    assert config.optim.lr == 0.002 and config.optim.betas == (0.9, 1.0)
+    assert config.name == "1e-4"  # a string field keeps the text
+    key, value = parse_key_value("optim.lr=5e-4", "--set")
+    assert merge(Run(), {"optim": {"lr": value}}).optim.lr == 0.0005
 
 
 def test_merge_overrides_only_named_keys_and_yaml_round_trips(tmp_path: Path) -> None:
