@@ -94,8 +94,10 @@ def test_synthetic_weight_scales_the_cross_entropy(tmp_path: Path) -> None:
     synthetic = torch.as_tensor(mixed.is_synthetic[mixed.dataset.split == "train"])[batch["index"]]
     assert 0 < int(synthetic.sum()) < len(synthetic)  # a batch with both kinds
     trainer.recognizer.train()
+    device = trainer.accelerator.device  # a GPU where there is one
     with torch.no_grad():
-        per_clip = F.cross_entropy(trainer.recognizer(batch["motion"]).logits, batch["label"], reduction="none")
+        logits = trainer.recognizer(batch["motion"].to(device)).logits
+        per_clip = F.cross_entropy(logits, batch["label"].to(device), reduction="none").cpu()
     weights = torch.where(synthetic, 0.25, 1.0)
     terms = trainer.train_step(batch)
     assert terms["ce"] == pytest.approx(float((weights * per_clip).sum() / weights.sum()), rel=1e-5)

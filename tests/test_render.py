@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -179,6 +180,14 @@ def test_refused_outputs_and_failed_writes_leave_nothing(tmp_path):
     assert not (tmp_path / "broken.mp4").exists()
     assert (tmp_path / "keep.gif").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.mp4", "file", "keep.gif"]
+
+
+def test_mp4_without_imageio_ffmpeg_is_refused_before_rendering_and_gif_still_works(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if the package were not installed
+    with pytest.raises(UserError, match="needs the imageio-ffmpeg package"):
+        render_video(kinect_clip(2), KINECT, tmp_path / "clip.mp4", view=SMALL)
+    assert render_video(kinect_clip(2), KINECT, tmp_path / "clip.gif", view=SMALL).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
 
 
 def test_smpl_body_poses_the_fake_model_in_closed_form(tmp_path):

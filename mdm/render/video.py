@@ -7,6 +7,7 @@ write never leaves a half-written video under the requested name.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,12 +26,16 @@ def check_video_path(path: str | Path) -> Path:
 
     Raises:
         ConfigError: the extension is not one of :data:`VIDEO_SUFFIXES`.
-        UserError: the path is a folder, or its folder cannot be created or written.
+        UserError: the path is a folder, or its folder cannot be created or written, or it is an
+            ``.mp4`` and the ``imageio-ffmpeg`` package (which ships ffmpeg) is not installed.
     """
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"{path}: unsupported video extension {path.suffix or '(none)'!r}; "
                           f"use one of {', '.join(VIDEO_SUFFIXES)}")
+    if path.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise UserError(f"{path}: writing MP4 needs the imageio-ffmpeg package (python3 -m pip install "
+                        "imageio-ffmpeg, one of this toolkit's requirements); or write a .gif")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a video file name")
     try:
