@@ -17,6 +17,14 @@ from mdm.errors import ConfigError, UserError
 T = TypeVar("T")
 
 
+def print_once(text: str) -> None:
+    """Print ``text`` in the main process only (a script under ``accelerate launch`` runs in every process)."""
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(text)
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a script's ``main``; a user error ends with one line on stderr and exit code 2.
 

@@ -17,7 +17,7 @@ import argparse
 
 from imdm.training.cotrain import CoTrainConfig, cotrain
 from mdm import ASSETS_DIR
-from mdm.cli import add_training_flags, default_run_dir, resolve_training_config, run_main, setup_logging
+from mdm.cli import add_training_flags, default_run_dir, print_once, resolve_training_config, run_main, setup_logging
 
 PRESET_DIR = ASSETS_DIR / "configs" / "cotrain"
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_training_config(CoTrainConfig, PRESET_DIR, args)
     output_dir = args.resume or args.output_dir or default_run_dir("mdm_imdm_cotrain", config, args.preset)
     run = cotrain(config, output_dir, resume=bool(args.resume), max_minutes=args.max_minutes)
-    print(f"run folder: {run}")
+    print_once(f"run folder: {run}")
     return 0
 
 

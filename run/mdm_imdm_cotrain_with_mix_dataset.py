@@ -26,7 +26,7 @@ import yaml
 from guided_gen.mixed import MixConfig, load_recipe, train_mixed
 from imdm.training.cotrain import CoTrainConfig
 from mdm import ASSETS_DIR
-from mdm.cli import dotted_override, parse_key_value, run_main, setup_logging
+from mdm.cli import dotted_override, parse_key_value, print_once, run_main, setup_logging
 from mdm.config import from_dict, load_yaml, merge, to_dict
 from mdm.errors import ConfigError
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         mix = from_dict(MixConfig, record["mix"], str(resume / "mix.yaml"))
         run = train_mixed(config, mix, record["synthetic"], resume, run_dir=record["run"], resume=True,
                           max_minutes=args.max_minutes)
-        print(f"run folder: {run}")
+        print_once(f"run folder: {run}")
         return 0
     if not args.run or not args.synthetic:
         raise ConfigError("give --run DIR and --synthetic FILE.npz (or --resume DIR)")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                                      f"{config.data.name}-{args.recipe}-ratio{ratio}-w{mix.synthetic_weight:g}"
                                      f"-seed{config.seed}")
     run = train_mixed(config, mix, args.synthetic, output_dir, run_dir=args.run, max_minutes=args.max_minutes)
-    print(f"run folder: {run}")
+    print_once(f"run folder: {run}")
     return 0
 
 

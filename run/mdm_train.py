@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from mdm import ASSETS_DIR
-from mdm.cli import add_training_flags, default_run_dir, resolve_training_config, run_main, setup_logging
+from mdm.cli import add_training_flags, default_run_dir, print_once, resolve_training_config, run_main, setup_logging
 from mdm.training.mdm_trainer import MDMTrainConfig, train_mdm
 
 PRESET_DIR = ASSETS_DIR / "configs" / "mdm_train"
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_training_config(MDMTrainConfig, PRESET_DIR, args)
     output_dir = args.resume or args.output_dir or default_run_dir("mdm_train", config, args.preset)
     run = train_mdm(config, output_dir, resume=bool(args.resume), max_minutes=args.max_minutes)
-    print(f"run folder: {run}\nsample with: python run/mdm_sample.py --checkpoint {run} --classes all "
+    print_once(f"run folder: {run}\nsample with: python run/mdm_sample.py --checkpoint {run} --classes all "
           "--num-per-class 4 --out samples.npz")
     return 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from mdm import ASSETS_DIR
-from mdm.cli import add_training_flags, default_run_dir, resolve_training_config, run_main, setup_logging
+from mdm.cli import add_training_flags, default_run_dir, print_once, resolve_training_config, run_main, setup_logging
 from mdm.evaluation.train import EvaluatorTrainConfig, train_evaluator
 
 PRESET_DIR = ASSETS_DIR / "configs" / "evaluator"
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_training_config(EvaluatorTrainConfig, PRESET_DIR, args)
     output_dir = args.resume or args.output_dir or default_run_dir("evaluator", config, args.preset)
     run = train_evaluator(config, output_dir, resume=bool(args.resume), max_minutes=args.max_minutes)
-    print(f"run folder: {run}\nevaluate samples with: python run/evaluate_generation.py --evaluator {run} "
+    print_once(f"run folder: {run}\nevaluate samples with: python run/evaluate_generation.py --evaluator {run} "
           "--samples samples.npz --repeats 20")
     return 0
 

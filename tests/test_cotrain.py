@@ -1,6 +1,7 @@
 """Co-training: the recognizer learns, outputs are written, resume is exact, bad input is refused."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 
 from imdm.bundle import TrainedRecognizer
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
-from mdm.config import merge
+from mdm.config import merge, save_yaml
 from mdm.data.archive import read_archive
 from mdm.errors import ConfigError
 from mdm.training.checkpoint import latest_checkpoint
@@ -112,3 +113,23 @@ def test_bad_input_ends_with_one_message(args: list[str], message: str) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run_with_the_single_process_schedule(tmp_path: Path) -> None:
+    """``torchrun`` (as ``accelerate launch`` starts it) with two CPU processes: one run folder, one report."""
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
+    config = _config(archive, epochs=2)
+    save_yaml(config, tmp_path / "config.yaml")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(REPO / "run/mdm_imdm_cotrain.py"), "--preset", "tiny", "--config", str(tmp_path / "config.yaml"),
+         "--output-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("run folder:") == 1 and result.stdout.count("TEST top-1") == 1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    single_process = CoTrainer(config, tmp_path / "single", progress=False)
+    assert metrics["steps"] == single_process.total_steps == 6  # the batch is global, not per process
+    assert metrics["test"]["num_clips"] == 12  # every test clip counted once across the two processes
