@@ -15,7 +15,7 @@ from imdm.bundle import TrainedRecognizer
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import merge, save_yaml
 from mdm.data.archive import read_archive
-from mdm.errors import ConfigError
+from mdm.errors import ConfigError, UserError
 from mdm.training.checkpoint import latest_checkpoint
 from toy_data import toy_archive
 
@@ -95,6 +95,15 @@ def test_last_selection_keeps_the_final_ema_recognizer_and_runs_the_whole_schedu
     kept = load_file(str(run / "recognizer/recognizer.safetensors"))
     final = load_file(str(latest_checkpoint(run / "checkpoints") / "ema_recognizer.safetensors"))
     assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in kept)
+
+
+def test_a_video_that_cannot_be_written_is_refused_before_training(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if the package were not installed
+    with pytest.raises(UserError, match="imageio-ffmpeg"):
+        CoTrainer(_config(archive, epochs=1, render_samples=True), tmp_path / "run", progress=False)
+    CoTrainer(_config(archive, epochs=1), tmp_path / "run", progress=False)  # no video asked for: no refusal
 
 
 def test_unknown_selection_is_refused() -> None:

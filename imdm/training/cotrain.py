@@ -45,7 +45,7 @@ from mdm.evaluation.metrics import plot_confusion
 from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, generator_spec_for, samples_to_dataset
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
-from mdm.render import render_video
+from mdm.render import check_video_path, render_video
 from mdm.representation import PositionRepresentation
 from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
@@ -133,6 +133,8 @@ class CoTrainer(EpochTrainer):
                  dataset: MotionDataset | None = None, sample_weights: np.ndarray | None = None) -> None:
         super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
                          seed=config.seed)
+        if config.generator.enabled and config.render_samples:  # refuse an unwritable video now, not after training
+            check_video_path(self.output_dir / "samples_per_class.mp4")
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
