@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import yaml
 
-from mdm.config import from_dict, load_yaml, merge
+from mdm.config import from_dict, load_yaml, merge, read_yaml
 from mdm.errors import ConfigError, UserError
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def parse_key_value(text: str, flag: str) -> tuple[str, object]:
     if not sep or not key:
         raise ConfigError(f"{flag} expects KEY=VALUE, got {text!r}")
     try:
-        return key, yaml.safe_load(value)
+        return key, read_yaml(value)
     except yaml.YAMLError:
         raise ConfigError(f"{flag} {key}: cannot read the value {value!r}") from None
 

@@ -14,8 +14,19 @@ import yaml
 from mdm.errors import ConfigError
 
 T = TypeVar("T")
-_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-"""Numbers such as ``1e-4`` that YAML 1.1 (PyYAML) reads as strings: floats wherever a float is expected."""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but numbers such as ``1e-4`` are floats (as in YAML 1.2), not strings (YAML 1.1)."""
+
+
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                                  list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse user-written YAML (a config file, a ``--set`` value) safely, ``1e-4`` read as a float."""
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: builds no arbitrary objects
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:
@@ -52,8 +63,6 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(annotation))}")
         return value
     if annotation is float:
-        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
-            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -116,7 +125,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(values, dict):

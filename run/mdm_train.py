@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = args.resume or args.output_dir or default_run_dir("mdm_train", config, args.preset)
     run = train_mdm(config, output_dir, resume=bool(args.resume), max_minutes=args.max_minutes)
     print_once(f"run folder: {run}\nsample with: python run/mdm_sample.py --checkpoint {run} --classes all "
-          "--num-per-class 4 --out samples.npz")
+               "--num-per-class 4 --out samples.npz")
     return 0
 
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = args.resume or args.output_dir or default_run_dir("evaluator", config, args.preset)
     run = train_evaluator(config, output_dir, resume=bool(args.resume), max_minutes=args.max_minutes)
     print_once(f"run folder: {run}\nevaluate samples with: python run/evaluate_generation.py --evaluator {run} "
-          "--samples samples.npz --repeats 20")
+               "--samples samples.npz --repeats 20")
     return 0
 
 

@@ -50,11 +50,14 @@ def test_bad_values_are_refused_with_their_key(values: dict, message: str) -> No
         from_dict(Run, values)
 
 
-def test_exponent_numbers_that_yaml_reads_as_strings_become_floats(tmp_path: Path) -> None:
-    (tmp_path / "run.yaml").write_text("name: 1e-4\noptim: {lr: 2e-3, betas: [9e-1, 1E+0]}\n")
+def test_exponent_numbers_that_yaml_1_1_reads_as_strings_are_floats(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text("name: '1e-4'\noptim: {lr: 2e-3, betas: [9e-1, 1E+0]}\n")
     config = from_dict(Run, load_yaml(tmp_path / "run.yaml"))
     assert config.optim.lr == 0.002 and config.optim.betas == (0.9, 1.0)
-    assert config.name == "1e-4"  # a string field keeps the text
+    assert config.name == "1e-4"  # quoted: a string field keeps the text
+    # Untyped settings (e.g. recognizer.overrides) get the number too; words stay words.
+    assert parse_key_value("recognizer.overrides.dropout=1e-1", "--set") == ("recognizer.overrides.dropout", 0.1)
+    assert parse_key_value("tag=e5", "--set") == ("tag", "e5")
     key, value = parse_key_value("optim.lr=5e-4", "--set")
     assert merge(Run(), {"optim": {"lr": value}}).optim.lr == 0.0005
 
