@@ -57,6 +57,8 @@ from mdm.training.optim import OptimConfig, make_optimizer
 
 logger = logging.getLogger("imdm.cotrain")
 VALIDATION_SEED = 1234
+SAMPLES_VIDEO = "samples_per_class.mp4"
+"""The run folder's video of one generated clip per class (checked writable before training)."""
 SELECTIONS = {
     "best_val": "EMA recognizer with the best validation top-1 (ties: lower validation cross-entropy)",
     "last": "EMA recognizer at the end of the schedule",
@@ -134,7 +136,7 @@ class CoTrainer(EpochTrainer):
         super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
                          seed=config.seed)
         if config.generator.enabled and config.render_samples:  # refuse an unwritable video now, not after training
-            check_video_path(self.output_dir / "samples_per_class.mp4")
+            check_video_path(self.output_dir / SAMPLES_VIDEO)
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
@@ -380,7 +382,7 @@ class CoTrainer(EpochTrainer):
                                      f"synthetic:mdm run={self.output_dir} steps=50 ddim")
         write_archive(dataset, self.output_dir / "samples_per_class.npz")
         columns = math.ceil(math.sqrt(len(labels)))
-        render_video(list(motion.cpu().numpy()), generator.skeleton, self.output_dir / "samples_per_class.mp4",
+        render_video(list(motion.cpu().numpy()), generator.skeleton, self.output_dir / SAMPLES_VIDEO,
                      fps=generator.spec.fps, titles=list(generator.spec.class_names),
                      grid=(columns, math.ceil(len(labels) / columns)))
 
