@@ -10,6 +10,7 @@ from imdm.models.recognizer import (
     PRESETS,
     Recognizer,
     RecognizerConfig,
+    box_normalise,
     count_parameters,
     recognizer_preset,
 )
@@ -93,6 +94,27 @@ def test_wrong_input_shape_is_refused() -> None:
         model(torch.zeros(2, 3, TINY.num_frames, TINY.num_joints, 3))
     with pytest.raises(ValueError, match=r"\[B, T, J, C\]"):
         model(torch.zeros(TINY.num_frames, TINY.num_joints, 3))
+
+
+def test_box_normalisation_maps_each_axis_of_present_persons_to_unit_range() -> None:
+    x = clips(3, TINY, persons=2) * torch.tensor([1.0, 5.0, 0.2]) + torch.tensor([3.0, -1.0, 0.5])
+    x[0, 1] = 0.0
+    x[1, 1, :4] = 0.0
+    out = box_normalise(x)
+    assert not out[0, 1].any() and not out[1, 1, :4].any()
+    for clip, present in ((out[0, :1], None), (out[1], out[1].ne(0).any(dim=(-1, -2)))):
+        values = clip.reshape(-1, 3) if present is None else clip[present].reshape(-1, 3)
+        torch.testing.assert_close(values.amin(dim=0), torch.full((3,), -1.0))
+        torch.testing.assert_close(values.amax(dim=0), torch.full((3,), 1.0))
+
+
+def test_box_normalised_recognizer_ignores_clip_position_and_per_axis_scale() -> None:
+    model = make_model(box_normalise=True).eval()
+    x = clips(2)
+    moved = x * torch.tensor([2.0, 0.5, 3.0]) + torch.tensor([1.0, -2.0, 0.3])
+    with torch.no_grad():
+        torch.testing.assert_close(model(moved).logits, model(x).logits, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(make_model().eval()(moved).logits, make_model().eval()(x).logits, atol=1e-3)
 
 
 def joint_tokens(model: Recognizer, x: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,17 @@ def test_resample_of_a_linear_ramp_stays_linear() -> None:
     assert np.allclose(ratio, ratio.flat[0], atol=1e-3) and 0.4 * 22 / 15 - 1e-3 <= ratio.flat[0] <= 0.6 * 22 / 15 + 1e-3
 
 
+def test_resample_at_random_positions_keeps_frame_order_within_the_window() -> None:
+    clip = ramp(30, joints=1)
+    frame_of = (lambda out: (out[:, 0, 0] - clip[0, 0, 0]) / (clip[1, 0, 0] - clip[0, 0, 0]))
+    out = resample(clip, 20, np.random.default_rng(0), window_range=(0.5, 0.5), random_positions=True)
+    positions = frame_of(out)
+    assert np.all(np.diff(positions) >= -1e-4)
+    assert positions[-1] - positions[0] <= 0.5 * 29 + 1e-3
+    assert np.ptp(np.diff(positions)) > 0.1
+    np.testing.assert_array_equal(resample(clip, 20, None, random_positions=True), resample(clip, 20))
+
+
 def test_resample_handles_a_single_frame_and_upsampling() -> None:
     clip = ramp(1)
     np.testing.assert_array_equal(resample(clip, 5), np.repeat(clip, 5, axis=0))
@@ -239,6 +250,20 @@ def test_tilt_augmentation_keeps_bone_lengths_and_varies_the_height_axis() -> No
         ClipPipelineConfig(tilt_deg=-1.0)
 
 
+@pytest.mark.parametrize("up_axis", [1, 2])
+def test_pitch_only_tilt_keeps_the_lateral_coordinate(up_axis: int) -> None:
+    kinect = load_skeleton("kinect_v1")
+    skeleton = Skeleton.from_parents(list(kinect.parents), list(kinect.joint_names), up_axis=up_axis)
+    clip = random_clip(skeleton, 20)
+    centred = prepare_clip(clip, skeleton, ClipPipelineConfig(num_frames=20), False, np.random.default_rng(0))[0]
+    for roll in (False, True):
+        config = ClipPipelineConfig(num_frames=20, tilt_deg=40.0, roll=roll)
+        out = prepare_clip(clip, skeleton, config, True, np.random.default_rng(1))[0]
+        np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(centred, skeleton), rtol=1e-4)
+        lateral_kept = np.allclose(out[..., 0], centred[..., 0], atol=1e-5)
+        assert lateral_kept != roll
+
+
 def test_centring_first_frame_and_per_frame() -> None:
     skeleton = load_skeleton("smpl_24")
     clip = random_clip(skeleton, 6)
@@ -331,7 +356,7 @@ def test_config_from_yaml_mapping_and_refusals() -> None:
     bad = [dict(num_frames=0), dict(sampling="resample", speed_range=(0.8, 1.2)),
            dict(sampling="crop", window_range=(0.5, 1.0)), dict(scale_range=(0.0, 1.0)),
            dict(scale_range=(1.2, 0.8)), dict(mirror_prob=1.5), dict(rotation_deg=-5.0),
-           dict(window_range=(0.5, 1.5)), dict(centre="root")]
+           dict(window_range=(0.5, 1.5)), dict(centre="root"), dict(sampling="crop", random_frames=True)]
     for values in bad:
         with pytest.raises(ConfigError):
             ClipPipelineConfig(**values)

@@ -69,6 +69,8 @@ class RecognizerConfig:
         temporal_kernel: odd kernel of the depthwise temporal convolutions.
         dropout: dropout on attention, feed-forward outputs and before the classifier.
         drop_path: stochastic depth of the last block (linearly from 0 over the blocks).
+        box_normalise: map each clip's coordinates, per axis, from their range over the clip
+            to ``[-1, 1]`` before the streams (:func:`box_normalise`).
     """
 
     num_joints: int = 20
@@ -87,6 +89,7 @@ class RecognizerConfig:
     temporal_kernel: int = 5
     dropout: float = 0.1
     drop_path: float = 0.1
+    box_normalise: bool = False
 
     def __post_init__(self) -> None:
         for name in ("parents", "streams", "widths", "depths", "ff"):  # lists from YAML become tuples
@@ -184,6 +187,24 @@ class RecognizerOutput:
     logits: torch.Tensor
     features: list[torch.Tensor]
     pooled: list[torch.Tensor]
+
+
+def box_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Per clip and axis, map the coordinates of the present persons from their range over persons,
+    frames and joints to ``[-1, 1]`` (as CTR-GCN's NW-UCLA reader does); absent persons stay zero.
+
+    Args:
+        x: ``[B, M, T, J, C]``; a person is absent in a frame where all its values are zero.
+
+    Returns:
+        ``[B, M, T, J, C]``.
+    """
+    present = x.ne(0).any(dim=-1, keepdim=True).any(dim=-2, keepdim=True)
+    big = torch.finfo(x.dtype).max
+    low = x.masked_fill(~present, big).amin(dim=(1, 2, 3), keepdim=True)
+    high = x.masked_fill(~present, -big).amax(dim=(1, 2, 3), keepdim=True)
+    scaled = 2.0 * (x - low) / (high - low).clamp_min(1e-6) - 1.0
+    return torch.where(present, scaled, torch.zeros_like(x))
 
 
 def skeleton_adjacency(parents: tuple[int, ...]) -> torch.Tensor:
@@ -396,6 +417,8 @@ class Recognizer(nn.Module):
         b, m, t, j, _ = x.shape
         present = x.flatten(2).ne(0).any(dim=2).to(x.dtype)
         person_weights = present / present.sum(dim=1, keepdim=True).clamp_min(1.0)
+        if self.config.box_normalise:
+            x = box_normalise(x)
 
         streams = input_streams(x.flatten(0, 1), self.parents, self.config.streams)
         patch = self.config.temporal_patch

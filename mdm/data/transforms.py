@@ -112,12 +112,15 @@ def resample(
     num_frames: int,
     rng: np.random.Generator | None = None,
     window_range: tuple[float, float] = (1.0, 1.0),
+    random_positions: bool = False,
 ) -> np.ndarray:
     """Uniform temporal resampling by linear interpolation to exactly ``num_frames`` frames.
 
     Without ``rng`` the whole clip is resampled (evaluation). With ``rng`` (training) a
     random sub-window is resampled: its share of the clip is drawn uniformly from
-    ``window_range`` and its start uniformly among the positions that fit.
+    ``window_range`` and its start uniformly among the positions that fit; with
+    ``random_positions`` its frames are taken at sorted uniformly random positions in the
+    window instead of evenly spaced ones (as CTR-GCN's NW-UCLA reader samples frames).
 
     Returns:
         ``[num_frames, ...]``; every frame is valid.
@@ -129,6 +132,8 @@ def resample(
     if rng is not None:
         span *= float(rng.uniform(window_range[0], window_range[1]))
         start = float(rng.uniform(0.0, clip.shape[0] - 1 - span))
+    if rng is not None and random_positions:
+        return interpolate_frames(clip, start + np.sort(rng.uniform(0.0, span, num_frames)))
     return interpolate_frames(clip, start + np.linspace(0.0, span, num_frames))
 
 
@@ -328,12 +333,16 @@ class ClipPipelineConfig:
             ``[-rotation_deg, rotation_deg]`` degrees.
         tilt_deg: training only: random rotation about each horizontal axis in
             ``[-tilt_deg, tilt_deg]`` degrees (camera pitch and roll).
+        roll: with ``tilt_deg``, tilt about both horizontal axes; False: pitch only (about
+            the lateral axis), as CTR-GCN's NW-UCLA reader.
         scale_range: training only: random scale factor in ``[low, high]``.
         mirror_prob: training only: probability of a left/right mirror.
         speed_range: training only, ``crop`` sampling: random speed factor in ``[low, high]``
             (above 1 is faster). With ``resample`` the window share sets the speed instead.
         window_range: training only, ``resample`` sampling: share of the clip covered by
             the random sub-window, in ``[low, high]`` within ``(0, 1]``.
+        random_frames: training only, ``resample`` sampling: frames at sorted random
+            positions in the window instead of evenly spaced ones.
     """
 
     num_frames: int = 64
@@ -343,10 +352,12 @@ class ClipPipelineConfig:
     view_normalise: bool = False
     rotation_deg: float = 0.0
     tilt_deg: float = 0.0
+    roll: bool = True
     scale_range: tuple[float, float] = (1.0, 1.0)
     mirror_prob: float = 0.0
     speed_range: tuple[float, float] = (1.0, 1.0)
     window_range: tuple[float, float] = (1.0, 1.0)
+    random_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -368,6 +379,8 @@ class ClipPipelineConfig:
             raise ConfigError("speed_range has no effect with sampling 'resample'; use window_range to vary speed")
         if self.sampling == "crop" and tuple(self.window_range) != (1.0, 1.0):
             raise ConfigError("window_range applies to sampling 'resample' only; use speed_range with 'crop'")
+        if self.sampling == "crop" and self.random_frames:
+            raise ConfigError("random_frames applies to sampling 'resample' only")
 
 
 def recognition_pipeline() -> ClipPipelineConfig:
@@ -399,7 +412,7 @@ def prepare_clip(
     """
     clip = np.asarray(clip, dtype=np.float32)
     if config.sampling == "resample":
-        out = resample(clip, config.num_frames, rng if train else None, config.window_range)
+        out = resample(clip, config.num_frames, rng if train else None, config.window_range, config.random_frames)
         valid = config.num_frames
     elif train:
         speed = float(rng.uniform(*config.speed_range))
@@ -420,7 +433,10 @@ def prepare_clip(
             motion = rotate_vertical(motion, angle, skeleton.up_axis)
         if tilts is not None:
             up = skeleton.up_axis
-            rotation = rotation_about_axis(tilts[0], (up + 1) % 3) @ rotation_about_axis(tilts[1], (up + 2) % 3)
+            rotation = np.eye(3)
+            for tilt, axis in zip(tilts, ((up + 1) % 3, (up + 2) % 3)):
+                if config.roll or axis == lateral_axis(up):
+                    rotation = rotation @ rotation_about_axis(tilt, axis)
             motion = (motion @ rotation.T).astype(motion.dtype)
         if factor != 1.0:
             motion = scale(motion, factor)
