@@ -117,11 +117,13 @@ def test_unknown_selection_is_refused() -> None:
     (["--config", "/no/such.yaml"], "config file not found"),
     (["--set", "epochz=3"], "unknown key"),
 ])
-def test_bad_input_ends_with_one_message(args: list[str], message: str) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "run/mdm_imdm_cotrain.py"), *args],
+def test_bad_input_ends_with_one_message(args: list[str], message: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, str(REPO / "run/mdm_imdm_cotrain.py"), *args, "--output-dir", str(run)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert not run.exists()  # a refused run leaves no empty run folder behind
 
 
 @pytest.mark.slow
