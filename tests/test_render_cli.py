@@ -77,6 +77,7 @@ def test_smpl_meshes_of_rotation_data_with_a_fake_model(tmp_path: Path) -> None:
     [
         (lambda archive, tmp: [archive, "--index", "3", "--out", tmp / "a.mp4"],
          "clip index 3 out of range; the file has 3 clips"),
+        (lambda archive, tmp: [tmp / "missing.npz", "--index", "0", "--out", tmp / "new" / "a.mp4"], "no such file"),
         (lambda archive, tmp: [archive, "--index", "0", "--skeleton", "kinect_v9", "--out", tmp / "a.mp4"],
          "unknown skeleton 'kinect_v9'"),
         (lambda archive, tmp: [archive, "--index", "0", "--out", tmp / "a.avi"], "unsupported video extension '.avi'"),
@@ -92,3 +93,4 @@ def test_refusals_end_with_one_line_and_exit_2(archive: Path, tmp_path: Path, ma
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], result.stderr
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*tmp*"))
+    assert not (tmp_path / "new").exists()  # a refused input leaves no output folder behind
