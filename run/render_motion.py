@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mesh-format", default="ply", help="mesh file format: ply or obj (default ply)")
     args = parser.parse_args(argv)
 
+    out = check_video_path(args.out)
     grid = parse_grid(args.grid) if args.grid else None
     if args.mesh_out and not args.smpl_dir:
         raise ConfigError("--mesh-out needs --smpl-dir (meshes are built from the SMPL model)")
@@ -134,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--skeleton applies to stick figures; SMPL meshes (--smpl-dir) use the SMPL body")
     view = View(panel_size=args.panel_size, dpi=args.dpi, elev=args.elev, azim=args.azim)
     chosen = _select(args)
-    out = check_video_path(args.out)  # after reading: a refused input leaves no folder behind
     if grid is not None:
         resolve_grid(len(chosen), grid)
     fps = args.fps if args.fps is not None else chosen[0][0].fps or DEFAULT_FPS

@@ -16,7 +16,7 @@ from render_files import kinect_clip, smpl_rest_joints, write_fake_smpl_model
 
 from mdm.benchmarks.render_suite import SuiteConfig, run_suite
 from mdm.errors import ConfigError, UserError
-from mdm.render import View, render_frames, render_video, write_video
+from mdm.render import View, check_video_path, render_frames, render_video, write_video
 from mdm.render.figure import facing_azimuth, resolve_grid, to_plot
 from mdm.render.mesh import MeshSequence, SmplBody, export_meshes, render_mesh_frames, render_mesh_video
 from mdm.render.stick import CENTRE, LEFT, PERSON_COLOURS, RIGHT, joint_sides
@@ -157,6 +157,12 @@ def test_video_files_are_written_and_read_back(tmp_path, suffix):
     assert len(frames) == 7
     assert frames[0].shape[:2] == (64, 128)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_checking_a_video_path_creates_nothing(tmp_path):
+    path = tmp_path / "new" / "deeper" / "clip.mp4"
+    assert check_video_path(path) == path
+    assert not (tmp_path / "new").exists()
 
 
 def test_refused_outputs_and_failed_writes_leave_nothing(tmp_path):

@@ -135,9 +135,9 @@ class CoTrainer(EpochTrainer):
                  dataset: MotionDataset | None = None, sample_weights: np.ndarray | None = None) -> None:
         super().__init__(config, output_dir, progress=progress, mixed_precision=config.mixed_precision,
                          seed=config.seed)
-        dataset = dataset if dataset is not None else load_training_data(config.data)
         if config.generator.enabled and config.render_samples:  # refuse an unwritable video now, not after training
             check_video_path(self.output_dir / SAMPLES_VIDEO)
+        dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
         # Per-clip weights of the cross-entropy (e.g. synthetic clips of a mixed dataset), aligned with `dataset`.

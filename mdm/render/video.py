@@ -22,7 +22,8 @@ DEFAULT_FPS = 30.0
 
 
 def check_video_path(path: str | Path) -> Path:
-    """Check that a video can be written at ``path`` (creating its folder if needed).
+    """Check that a video can be written at ``path``, without creating anything: missing folders
+    must be creatable in their nearest existing ancestor (:func:`write_video` creates them).
 
     Raises:
         ConfigError: the extension is not one of :data:`VIDEO_SUFFIXES`.
@@ -38,11 +39,12 @@ def check_video_path(path: str | Path) -> Path:
                         "imageio-ffmpeg, one of this toolkit's requirements); or write a .gif")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a video file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{path}: cannot create the output folder ({error.strerror or error})") from None
-    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{path}: cannot create the output folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"{path}: not writable")
     return path
 
@@ -86,6 +88,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float) -> P
     path = check_video_path(path)
     if not fps > 0:
         raise ConfigError(f"fps must be positive, got {fps}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     writer = _write_mp4 if path.suffix.lower() == ".mp4" else _write_gif
     try:
