@@ -9,6 +9,10 @@ features (one ``[B, B]`` matrix product, nothing of size ``[B, B, d]``, no loop 
 batch); the loss then recomputes the two chosen distances per anchor from the features, so
 the backward pass is ``O(B d)``. Positives need ``O(B log B)``.
 
+With groups (e.g. the views of one performance, which NW-UCLA films from several cameras at
+once), an anchor's positive is another member of its group where the batch holds one, which
+pulls the views of one performance together; anchors without one fall back to their class.
+
 Random positives are reproducible: ``u = torch.rand(B, generator=generator)``; anchor ``i``
 with ``n`` samples in its class (itself included) takes the ``floor(u[i] * (n - 1))``-th of the
 other samples of its class in index order.
@@ -47,6 +51,24 @@ def random_positives(labels: torch.Tensor, generator: torch.Generator | None = N
     pick = pick + (pick >= rank).long()
     chosen = order[(start + pick).clamp_max(size - 1)]
     return torch.where(count >= 2, chosen, -1)
+
+
+def group_positives(
+    labels: torch.Tensor, groups: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """For each anchor a random other member of its group, or of its class where the batch holds none.
+
+    Args:
+        labels: int ``[B]``.
+        groups: int ``[B]`` group of each sample; the members of a group share a label.
+        generator: as :func:`random_positives` (two draws: groups, then classes).
+
+    Returns:
+        int64 ``[B]``: index of the chosen positive, -1 where the anchor has neither.
+    """
+    from_group = random_positives(groups, generator)
+    from_class = random_positives(labels, generator)
+    return torch.where(from_group >= 0, from_group, from_class)
 
 
 @torch.no_grad()
@@ -129,6 +151,7 @@ def pooled_triplet_loss(
     margin: float,
     generator: torch.Generator | None = None,
     normalize: bool = True,
+    groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Batch-hard triplet loss averaged over chosen layers of pooled features.
 
@@ -138,6 +161,7 @@ def pooled_triplet_loss(
         layers: indices into ``pooled_features`` (negative indices count from the end).
         margin, generator, normalize: as :func:`batch_hard_triplet_loss`; one draw of random
             positives is shared by all layers.
+        groups: int ``[B]`` or None: positives from the anchor's group first (:func:`group_positives`).
 
     Returns:
         The mean loss over layers and the statistics averaged over layers.
@@ -148,7 +172,7 @@ def pooled_triplet_loss(
     bad = [layer for layer in layers if not -count <= layer < count]
     if bad:
         raise ValueError(f"triplet layers {bad} out of range for {count} pooled features")
-    positives = random_positives(labels, generator)
+    positives = random_positives(labels, generator) if groups is None else group_positives(labels, groups, generator)
     results = [_triplet_loss(pooled_features[layer], labels, positives, margin, normalize) for layer in layers]
     loss = torch.stack([result[0] for result in results]).mean()
     stats = {key: torch.stack([result[1][key] for result in results]).mean() for key in results[0][1]}

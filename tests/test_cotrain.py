@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,10 @@ from safetensors.torch import load_file
 from imdm.bundle import TrainedRecognizer
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import merge, save_yaml
-from mdm.data.archive import read_archive
+from mdm.data.archive import read_archive, write_archive
 from mdm.errors import ConfigError, UserError
 from mdm.training.checkpoint import latest_checkpoint
-from toy_data import toy_archive
+from toy_data import toy_archive, toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,6 +106,29 @@ def test_a_video_that_cannot_be_written_is_refused_before_training(tmp_path: Pat
     with pytest.raises(UserError, match="imageio-ffmpeg"):
         CoTrainer(_config(archive, epochs=1, render_samples=True), tmp_path / "run", progress=False)
     CoTrainer(_config(archive, epochs=1), tmp_path / "run", progress=False)  # no video asked for: no refusal
+
+
+def test_view_pairs_keep_the_views_of_a_performance_in_one_batch(tmp_path: Path) -> None:
+    dataset = toy_dataset(clips_per_class=16)
+    # Clip i of a class shows subject i % 4 (see toy_dataset); clips i and i + 4 (i % 8 < 4): one performance.
+    dataset = replace(dataset, clip_ids=[f"a{label}_s{i % 4}_e{i % 16 // 8}_v0{i % 8 // 4 + 1}"
+                                         for i, label in enumerate(dataset.labels)])
+    archive = write_archive(dataset, tmp_path / "views.npz")
+    trainer = CoTrainer(_config(archive, epochs=2, view_pairs=True, generator={"enabled": False}), tmp_path / "run",
+                        progress=False)
+    performances = [clip_id[:-4] for clip_id in trainer.train_set.clip_ids]
+    assert sorted(Counter(performances).values()) == [2] * (len(performances) // 2)
+    trainer.sampler.set_epoch(0)
+    for batch in trainer.sampler:
+        assert len(batch) == 8
+        assert all(performances[a] == performances[b] for a, b in zip(batch[0::2], batch[1::2]))
+    metrics = json.loads((trainer.fit() / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    with pytest.raises(ConfigError, match="no two training clips show one performance"):
+        CoTrainer(_config(toy_archive(tmp_path / "toy.npz"), epochs=1, view_pairs=True), tmp_path / "run2",
+                  progress=False)
+    with pytest.raises(ConfigError, match="view_pairs and balanced"):
+        CoTrainConfig(view_pairs=True, balanced=True)
 
 
 def test_unknown_selection_is_refused() -> None:

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from mdm.data.dataset import MotionDataset
-from mdm.data.splits import carve_validation_split, performance_id, split_counts, validation_grouping, view_fold
+from mdm.data.splits import (
+    carve_validation_split,
+    performance_groups,
+    performance_id,
+    split_counts,
+    validation_grouping,
+    view_fold,
+)
 from mdm.errors import ConfigError, UserError
 from mdm.skeleton import Skeleton
 
@@ -102,6 +109,11 @@ def test_per_clip_split_is_stratified_by_class() -> None:
     carved = carve_validation_split(dataset, fraction=0.1, seed=0)
     check_common(dataset, carved)
     assert set(carved.split_subset("val").class_counts().values()) == {2}
+
+
+def test_performance_groups_number_the_performances() -> None:
+    groups = performance_groups(["a01_s01_e00_v01", "a02_s01_e00_v01", "a01_s01_e00_v03", "x"])
+    assert groups.tolist() == [0, 1, 0, 2]
 
 
 def test_performance_id_removes_only_a_trailing_view_tag() -> None:

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imdm.triplet import batch_hard_triplet_loss, hardest_negatives, pooled_triplet_loss, random_positives
+from imdm.triplet import (
+    batch_hard_triplet_loss,
+    group_positives,
+    hardest_negatives,
+    pooled_triplet_loss,
+    random_positives,
+)
 
 
 def reference_loss(features: torch.Tensor, labels: torch.Tensor, margin: float, seed: int, normalize: bool) -> dict:
@@ -149,3 +155,21 @@ def test_no_batch_by_batch_by_dim_tensor_in_graph() -> None:
     loss.backward()
     assert 0 < largest <= size * dim
     assert math.isfinite(loss.item())
+
+
+def test_group_positives_prefer_the_group_then_the_class() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    groups = torch.tensor([7, 7, 8, 9, 5, 6])  # 0 and 1: one performance from two views
+    for seed in range(20):
+        positives = group_positives(labels, groups, torch.Generator().manual_seed(seed))
+        assert positives[0] == 1 and positives[1] == 0
+        assert positives[2] in (0, 1)  # no twin in the batch: another clip of its class
+        assert positives[3] == 4 and positives[4] == 3
+        assert positives[5] == -1  # neither
+    # Every anchor with a twin: the positive distance is the mean distance between twins.
+    features = F.normalize(torch.randn(6, 5, generator=torch.Generator().manual_seed(1)), dim=1)
+    labels, groups = torch.tensor([0, 0, 0, 0, 1, 1]), torch.tensor([3, 3, 4, 4, 5, 5])
+    _, stats = pooled_triplet_loss([features], labels, [0], 0.3, groups=groups)
+    twin_distances = torch.linalg.norm(features[0::2] - features[1::2], dim=1)
+    assert stats["positive_distance"].item() == pytest.approx(twin_distances.mean().item(), rel=1e-5)
+    assert stats["valid_anchors"].item() == 6

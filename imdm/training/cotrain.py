@@ -39,6 +39,7 @@ from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import DataConfig, load_training_data
+from mdm.data.splits import performance_groups
 from mdm.data.transforms import ClipPipelineConfig, recognition_pipeline
 from mdm.errors import ConfigError
 from mdm.evaluation.metrics import plot_confusion
@@ -109,6 +110,10 @@ class CoTrainConfig:
     patience: int = 25
     selection: str = "last"
     balanced: bool = False
+    view_pairs: bool = False
+    """Keep the views of one performance (clip ids differing only by a view tag such as ``_v01``)
+    in one batch, and take an anchor's triplet positive from its own performance seen from
+    another view where the batch holds one (:func:`imdm.triplet.group_positives`)."""
     mixed_precision: str = "no"
     seed: int = 0
     num_workers: int = 0
@@ -120,6 +125,8 @@ class CoTrainConfig:
             raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch_size and patience must be positive")
+        if self.view_pairs and self.balanced:
+            raise ConfigError("view_pairs and balanced cannot both be on: a class-balanced draw does not keep views together")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
 
@@ -192,8 +199,18 @@ class CoTrainer(EpochTrainer):
             self.denoiser, self.gen_optimizer, self.gen_schedule = prepared[3:]
             self.denoiser_ema.model.to(self.accelerator.device)
 
+        # Performance of each training clip (int64 [N]) when batches keep the views of one together.
+        self.train_groups = torch.as_tensor(performance_groups(self.train_set.clip_ids)) if config.view_pairs else None
+        if self.train_groups is not None:
+            paired = int((torch.bincount(self.train_groups)[self.train_groups] > 1).sum())
+            if paired == 0:
+                raise ConfigError("view_pairs: no two training clips show one performance "
+                                  "(clip ids that differ only by a view tag such as _v01)")
+            logger.info("view pairs: %d of %d training clips share their performance with another view",
+                        paired, len(self.train_groups))
         self.make_train_loader(self.train_set, config.pipeline, config.batch_size, config.seed,
-                               num_workers=config.num_workers, balanced=config.balanced)
+                               num_workers=config.num_workers, balanced=config.balanced,
+                               groups=None if self.train_groups is None else self.train_groups.numpy())
         self.val_loader = make_eval_loader(self.val_set, config.pipeline, config.batch_size)
         self.state = TrainingState(extra={"best_top1": -1.0, "best_val_ce": math.inf, "best_epoch": -1,
                                           "best_val_diffusion": math.inf, "stale_epochs": 0,
@@ -238,8 +255,10 @@ class CoTrainer(EpochTrainer):
         loss = cross_entropy
         terms = {"ce": cross_entropy.detach(), "train_acc": (output.logits.argmax(-1) == labels).float().mean()}
         if config.recognizer.triplet_weight > 0:
+            groups = None if self.train_groups is None else self.train_groups[batch["index"]].to(device)
             triplet, stats = pooled_triplet_loss([p.float() for p in output.pooled], labels,
-                                                 config.recognizer.triplet_layers, config.recognizer.triplet_margin)
+                                                 config.recognizer.triplet_layers, config.recognizer.triplet_margin,
+                                                 groups=groups)
             loss = loss + config.recognizer.triplet_weight * triplet
             terms["triplet"] = triplet.detach()
             terms["triplet_active"] = stats["active_fraction"]

@@ -47,6 +47,11 @@ def performance_id(clip_id: str) -> str:
     return VIEW_TAG.sub("", clip_id)
 
 
+def performance_groups(clip_ids: list[str]) -> np.ndarray:
+    """int ``[N]``: the same number for clips of one performance (:func:`performance_id`), from 0."""
+    return np.unique([performance_id(clip_id) for clip_id in clip_ids], return_inverse=True)[1].ravel()
+
+
 def validation_grouping(dataset: MotionDataset) -> Grouping:
     """How :func:`carve_validation_split` groups the training clips of ``dataset``.
 

@@ -23,11 +23,19 @@ class EpochBatchSampler(Sampler[list[int]]):
         seed: base seed.
         balanced: draw clips with probability inverse to their class frequency (with
             replacement) instead of a permutation.
+        groups: int ``[N]`` group of each clip (e.g. the views of one performance), or None. With
+            groups the epoch order is a random order of the groups, each group's clips next to
+            each other (in random order), so that they share a batch unless they straddle a
+            batch boundary. Not with ``balanced``.
         process_index, num_processes: this process's slice of each batch.
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, seed: int, *, balanced: bool = False,
-                 process_index: int = 0, num_processes: int = 1) -> None:
+                 groups: np.ndarray | None = None, process_index: int = 0, num_processes: int = 1) -> None:
+        if balanced and groups is not None:
+            raise ValueError("a class-balanced batch order cannot also keep groups together")
+        if groups is not None and len(groups) != len(labels):
+            raise ValueError(f"{len(groups)} groups for {len(labels)} clips")
         if batch_size % num_processes:
             raise ValueError(f"batch size {batch_size} is not divisible by {num_processes} processes")
         if len(labels) < batch_size:
@@ -36,6 +44,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.batch_size = batch_size
         self.seed = seed
         self.balanced = balanced
+        self.groups = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1].ravel())
         self.process_index = process_index
         self.num_processes = num_processes
         self.epoch = 0
@@ -56,7 +65,11 @@ class EpochBatchSampler(Sampler[list[int]]):
         if self.balanced:
             weights = torch.as_tensor(1.0 / np.bincount(self.labels)[self.labels], dtype=torch.float64)
             return torch.multinomial(weights, count, replacement=True, generator=generator)
-        return torch.randperm(len(self.labels), generator=generator)[:count]
+        order = torch.randperm(len(self.labels), generator=generator)
+        if self.groups is not None:
+            group_rank = torch.randperm(int(self.groups.max()) + 1, generator=generator)
+            order = order[torch.argsort(group_rank[self.groups[order]], stable=True)]
+        return order[:count]
 
     def __iter__(self) -> Iterator[list[int]]:
         order = self.epoch_order().view(len(self), self.batch_size)

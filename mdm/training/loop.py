@@ -107,9 +107,10 @@ class CheckpointedRun:
         self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
 
     def make_train_loader(self, train_set: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int, seed: int,
-                          *, num_workers: int, balanced: bool = False) -> None:
-        """Set ``sampler``, ``train_clips`` and ``train_loader`` (augmented clips, seeded batch order)."""
-        self.sampler = EpochBatchSampler(train_set.labels, batch_size, seed, balanced=balanced,
+                          *, num_workers: int, balanced: bool = False, groups: np.ndarray | None = None) -> None:
+        """Set ``sampler``, ``train_clips`` and ``train_loader`` (augmented clips, seeded batch order;
+        ``balanced`` and ``groups`` as :class:`EpochBatchSampler` takes them)."""
+        self.sampler = EpochBatchSampler(train_set.labels, batch_size, seed, balanced=balanced, groups=groups,
                                          process_index=self.accelerator.process_index,
                                          num_processes=self.accelerator.num_processes)
         self.train_clips = ClipDataset(train_set, pipeline, train=True, seed=seed)
