@@ -147,6 +147,15 @@ class CoTrainer(EpochTrainer):
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
         self.train_set = dataset.split_subset("train")
+        # Performance of each training clip (int64 [N]) when batches keep the views of one together.
+        self.train_groups = torch.as_tensor(performance_groups(self.train_set.clip_ids)) if config.view_pairs else None
+        if self.train_groups is not None:
+            paired = int((torch.bincount(self.train_groups)[self.train_groups] > 1).sum())
+            if paired == 0:
+                raise ConfigError("view_pairs: no two training clips show one performance "
+                                  "(clip ids that differ only by a view tag such as _v01)")
+            logger.info("view pairs: %d of %d training clips share their performance with another view",
+                        paired, len(self.train_groups))
         # Per-clip weights of the cross-entropy (e.g. synthetic clips of a mixed dataset), aligned with `dataset`.
         self.train_weights = (None if sample_weights is None else
                               torch.as_tensor(np.asarray(sample_weights, np.float32)[dataset.split == "train"]))
@@ -199,15 +208,6 @@ class CoTrainer(EpochTrainer):
             self.denoiser, self.gen_optimizer, self.gen_schedule = prepared[3:]
             self.denoiser_ema.model.to(self.accelerator.device)
 
-        # Performance of each training clip (int64 [N]) when batches keep the views of one together.
-        self.train_groups = torch.as_tensor(performance_groups(self.train_set.clip_ids)) if config.view_pairs else None
-        if self.train_groups is not None:
-            paired = int((torch.bincount(self.train_groups)[self.train_groups] > 1).sum())
-            if paired == 0:
-                raise ConfigError("view_pairs: no two training clips show one performance "
-                                  "(clip ids that differ only by a view tag such as _v01)")
-            logger.info("view pairs: %d of %d training clips share their performance with another view",
-                        paired, len(self.train_groups))
         self.make_train_loader(self.train_set, config.pipeline, config.batch_size, config.seed,
                                num_workers=config.num_workers, balanced=config.balanced,
                                groups=None if self.train_groups is None else self.train_groups.numpy())
