@@ -114,21 +114,27 @@ def test_view_pairs_keep_the_views_of_a_performance_in_one_batch(tmp_path: Path)
     dataset = replace(dataset, clip_ids=[f"a{label}_s{i % 4}_e{i % 16 // 8}_v0{i % 8 // 4 + 1}"
                                          for i, label in enumerate(dataset.labels)])
     archive = write_archive(dataset, tmp_path / "views.npz")
-    trainer = CoTrainer(_config(archive, epochs=2, view_pairs=True, generator={"enabled": False}), tmp_path / "run",
-                        progress=False)
+    trainer = CoTrainer(_config(archive, epochs=2, view_pairs=True, view_consistency=1.0, generator={"enabled": False}),
+                        tmp_path / "run", progress=False)
     performances = [clip_id[:-4] for clip_id in trainer.train_set.clip_ids]
     assert sorted(Counter(performances).values()) == [2] * (len(performances) // 2)
     trainer.sampler.set_epoch(0)
     for batch in trainer.sampler:
         assert len(batch) == 8
         assert all(performances[a] == performances[b] for a, b in zip(batch[0::2], batch[1::2]))
-    metrics = json.loads((trainer.fit() / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 2
+    run = trainer.fit()
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    logged = [row.split(",") for row in (run / "log.csv").read_text().splitlines()]
+    column = logged[0].index("train_view_consistency")
+    consistency = [float(row[column]) for row in logged[1:] if row[column]]
+    assert consistency and all(np.isfinite(consistency)) and max(consistency) > 0
     with pytest.raises(ConfigError, match="no two training clips show one performance"):
         CoTrainer(_config(toy_archive(tmp_path / "toy.npz"), epochs=1, view_pairs=True), tmp_path / "run2",
                   progress=False)
     with pytest.raises(ConfigError, match="view_pairs and balanced"):
         CoTrainConfig(view_pairs=True, balanced=True)
+    with pytest.raises(ConfigError, match="view_consistency"):
+        CoTrainConfig(view_consistency=1.0)
 
 
 def test_unknown_selection_is_refused() -> None:

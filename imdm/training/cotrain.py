@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.models.recognizer import Recognizer, recognizer_preset
+from imdm.consistency import twin_consistency_loss
 from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
@@ -114,6 +115,9 @@ class CoTrainConfig:
     """Keep the views of one performance (clip ids differing only by a view tag such as ``_v01``)
     in one batch, and take an anchor's triplet positive from its own performance seen from
     another view where the batch holds one (:func:`imdm.triplet.group_positives`)."""
+    view_consistency: float = 0.0
+    """Weight of the cross-view consistency loss (needs ``view_pairs``): each clip's predicted class
+    distribution is pulled towards its other view's (:func:`imdm.consistency.twin_consistency_loss`)."""
     mixed_precision: str = "no"
     seed: int = 0
     num_workers: int = 0
@@ -127,6 +131,8 @@ class CoTrainConfig:
             raise ConfigError("epochs, batch_size and patience must be positive")
         if self.view_pairs and self.balanced:
             raise ConfigError("view_pairs and balanced cannot both be on: a class-balanced draw does not keep views together")
+        if self.view_consistency < 0 or (self.view_consistency > 0 and not self.view_pairs):
+            raise ConfigError("view_consistency must be >= 0, and needs view_pairs=true (it compares the views in a batch)")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
 
@@ -262,6 +268,10 @@ class CoTrainer(EpochTrainer):
             loss = loss + config.recognizer.triplet_weight * triplet
             terms["triplet"] = triplet.detach()
             terms["triplet_active"] = stats["active_fraction"]
+        if config.view_consistency > 0:
+            consistency, _ = twin_consistency_loss(output.logits.float(), self.train_groups[batch["index"]].to(device))
+            loss = loss + config.view_consistency * consistency
+            terms["view_consistency"] = consistency.detach()
         if self.generator_enabled:
             self.denoiser.train()
             person = motion if motion.dim() == 4 else motion[:, 0]
