@@ -137,6 +137,22 @@ def test_view_pairs_keep_the_views_of_a_performance_in_one_batch(tmp_path: Path)
         CoTrainConfig(view_consistency=1.0)
 
 
+def test_init_from_starts_training_from_a_trained_recognizer(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz")
+    first = CoTrainer(_config(archive, epochs=1, generator={"enabled": False}), tmp_path / "first", progress=False).fit()
+    trained = TrainedRecognizer.load(first).model.state_dict()
+    tiny = {"preset": "tiny", "init_from": str(first)}
+    warm = CoTrainer(_config(archive, epochs=1, recognizer=tiny), tmp_path / "warm", progress=False)
+    for model in (warm.accelerator.unwrap_model(warm.recognizer), warm.recognizer_ema.model):
+        assert all(torch.equal(value, trained[name]) for name, value in model.state_dict().items())
+    cold = CoTrainer(_config(archive, epochs=1), tmp_path / "cold", progress=False)
+    assert not all(torch.equal(value, trained[name])
+                   for name, value in cold.accelerator.unwrap_model(cold.recognizer).state_dict().items())
+    with pytest.raises(ConfigError, match="architecture"):
+        CoTrainer(_config(archive, epochs=1, recognizer={**tiny, "overrides": {"dropout": 0.3}}), tmp_path / "other",
+                  progress=False)
+
+
 def test_unknown_selection_is_refused() -> None:
     with pytest.raises(ConfigError, match="selection"):
         CoTrainConfig(selection="best_test")

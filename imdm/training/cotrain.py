@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
-from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.consistency import twin_consistency_loss
+from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
@@ -80,6 +80,9 @@ class RecognizerSection:
     triplet_layers: list[int] = field(default_factory=lambda: [-1])
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100))
     ema_decay: float = 0.98
+    init_from: str | None = None
+    """A trained recognizer (its folder, or a run folder holding ``recognizer/``) whose weights start
+    training, e.g. to fine-tune on real clips after training on synthetic ones; same architecture."""
 
 
 @dataclass
@@ -175,6 +178,15 @@ class CoTrainer(EpochTrainer):
                "parents": tuple(skeleton.parents), **config.recognizer.overrides},
         )
         recognizer = Recognizer(recognizer_config)
+        if config.recognizer.init_from:
+            start = TrainedRecognizer.load(config.recognizer.init_from)
+            if start.spec.model != recognizer_config:
+                differences = {name: (value, getattr(recognizer_config, name))
+                               for name, value in vars(start.spec.model).items()
+                               if value != getattr(recognizer_config, name)}
+                raise ConfigError(f"recognizer.init_from {config.recognizer.init_from}: its architecture differs "
+                                  f"from this run's (theirs, ours): {differences}")
+            recognizer.load_state_dict(start.model.state_dict())
         self.recognizer_spec = RecognizerSpec(model=recognizer_config, pipeline=config.pipeline,
                                               class_names=list(dataset.class_names),
                                               joint_names=list(skeleton.joint_names), skeleton_name=skeleton.name,
