@@ -151,6 +151,10 @@ def test_init_from_starts_training_from_a_trained_recognizer(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="architecture"):
         CoTrainer(_config(archive, epochs=1, recognizer={**tiny, "overrides": {"dropout": 0.3}}), tmp_path / "other",
                   progress=False)
+    renamed = read_archive(archive)
+    renamed = write_archive(replace(renamed, class_names=["x", "y", "z"]), tmp_path / "renamed.npz")
+    with pytest.raises(ConfigError, match="classes"):
+        CoTrainer(_config(renamed, epochs=1, recognizer=tiny), tmp_path / "renamed", progress=False)
 
 
 def test_unknown_selection_is_refused() -> None:

@@ -186,6 +186,9 @@ class CoTrainer(EpochTrainer):
                                if value != getattr(recognizer_config, name)}
                 raise ConfigError(f"recognizer.init_from {config.recognizer.init_from}: its architecture differs "
                                   f"from this run's (theirs, ours): {differences}")
+            if list(start.spec.class_names) != list(dataset.class_names):
+                raise ConfigError(f"recognizer.init_from {config.recognizer.init_from}: its classes "
+                                  f"{start.spec.class_names} differ from the data's {list(dataset.class_names)}")
             recognizer.load_state_dict(start.model.state_dict())
         self.recognizer_spec = RecognizerSpec(model=recognizer_config, pipeline=config.pipeline,
                                               class_names=list(dataset.class_names),
