@@ -14,10 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 from imdm.bundle import TrainedRecognizer
+from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
-from mdm.config import merge, save_yaml
+from mdm.config import load_yaml, merge, save_yaml
 from mdm.data.archive import read_archive, write_archive
 from mdm.errors import ConfigError, UserError
+from mdm.models.denoiser import count_parameters
 from mdm.training.checkpoint import latest_checkpoint
 from toy_data import toy_archive, toy_dataset
 
@@ -97,6 +99,17 @@ def test_last_selection_keeps_the_final_ema_recognizer_and_runs_the_whole_schedu
     kept = load_file(str(run / "recognizer/recognizer.safetensors"))
     final = load_file(str(latest_checkpoint(run / "checkpoints") / "ema_recognizer.safetensors"))
     assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in kept)
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "assets/configs/recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_load_over_the_cpu_preset_and_build_their_recognizer(recipe: Path) -> None:
+    config = merge(merge(CoTrainConfig(), load_yaml(REPO / "assets/configs/cotrain/cpu.yaml")), load_yaml(recipe), str(recipe))
+    model = Recognizer(recognizer_preset(config.recognizer.preset, **config.recognizer.overrides))
+    logits = model(torch.randn(2, config.pipeline.num_frames, model.config.num_joints, 3)).logits
+    assert logits.shape == (2, model.config.num_classes)
+    if recipe.stem == "nw_ucla_cross_view":  # the recipe docs/results.md measures (session 11)
+        assert config.view_pairs and model.config.joint_stages == 2
+        assert count_parameters(model) == 1_708_610
 
 
 def test_a_video_that_cannot_be_written_is_refused_before_training(tmp_path: Path,
