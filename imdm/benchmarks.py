@@ -32,8 +32,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,8 @@ class SuiteConfig:
         cotrain: also time the co-training step (on the device Accelerate picks: named in
             ``cotrain_setup``).
         triplet_batch, triplet_dim: shape of the timed triplet loss.
+        recognizer_overrides: recognizer options replaced in every timed preset, for timing a
+            recipe's recognizer (its ``recognizer.overrides``, e.g. ``{joint_stages: 2, ...}``).
     """
 
     presets: tuple[str, ...] = ("default", "paper")
@@ -90,6 +93,7 @@ class SuiteConfig:
     cotrain: bool = True
     triplet_batch: int = 512
     triplet_dim: int = 1024
+    recognizer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 class PublishedRecognizerReplica(nn.Module):
@@ -195,15 +199,18 @@ def _train_step(model: nn.Module, inputs: tuple[Tensor, ...],
     return job
 
 
-def _cotrain_step(preset: str, frames: int, batch_size: int, dataset: MotionDataset,
+def _cotrain_step(preset: str, overrides: dict[str, Any], frames: int, batch_size: int, dataset: MotionDataset,
                   output_dir: Path) -> tuple[Callable[[], None], dict]:
-    """The co-training step of recognizer ``preset`` and its denoiser on one fixed batch, and what it trains."""
-    config = merge(CoTrainConfig(), {"pipeline": {"num_frames": frames}, "recognizer": {"preset": preset},
+    """The co-training step of recognizer ``preset`` (with ``overrides``) and its denoiser on one fixed batch,
+    and what it trains."""
+    config = merge(CoTrainConfig(), {"pipeline": {"num_frames": frames},
+                                     "recognizer": {"preset": preset, "overrides": overrides},
                                      "generator": {"preset": DENOISER_FOR_PRESET[preset]}, "batch_size": batch_size,
                                      "render_samples": False}, "imdm benchmark co-training step")
     trainer = CoTrainer(config, output_dir, progress=False, dataset=dataset)
     batch = next(iter(trainer.train_loader))
-    about = {"denoiser_preset": DENOISER_FOR_PRESET[preset],
+    about = {"recognizer_params": count_parameters(trainer.accelerator.unwrap_model(trainer.recognizer)),
+             "denoiser_preset": DENOISER_FOR_PRESET[preset],
              "denoiser_params": count_parameters(trainer.accelerator.unwrap_model(trainer.denoiser)),
              "frames": frames, "data": dataset.source, "device": str(trainer.accelerator.device)}
     return lambda: trainer.train_step(batch), about
@@ -230,7 +237,7 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     figures: dict[str, dict[str, object]] = {}
     for preset in config.presets:
         overrides: dict[str, object] = {"num_joints": skeleton.num_joints, "parents": skeleton.parents,
-                                        "num_classes": config.num_classes}
+                                        "num_classes": config.num_classes, **config.recognizer_overrides}
         if config.frames:
             overrides["num_frames"] = config.frames
         model_config = recognizer_preset(preset, **overrides)
@@ -265,7 +272,8 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
             cotrain_jobs: dict[str, Callable[[], object]] = {}
             for preset in config.presets:
                 cotrain_jobs[preset], figures[preset]["cotrain_setup"] = _cotrain_step(
-                    preset, figures[preset]["frames"], config.train_batch, dataset, Path(tmp) / preset)
+                    preset, config.recognizer_overrides, figures[preset]["frames"], config.train_batch, dataset,
+                    Path(tmp) / preset)
             if config.reference:
                 denoiser_step = _published_denoiser_step(config, generator)
                 recognizer_step = train_jobs["published_replica"]

@@ -85,6 +85,25 @@ def test_imdm_suite_counts_the_preset_s_parameters_and_its_co_trained_denoiser(i
     assert setup["denoiser_preset"] == "tiny" and setup["denoiser_params"] > 0 and setup["frames"] == 16
 
 
+def test_imdm_suite_times_a_recipe_s_recognizer_with_its_overrides() -> None:
+    overrides = {"widths": [8, 24], "ff": [16, 48], "joint_stages": 2}
+    results = run_suite(SuiteConfig(presets=("tiny",), frames=16, batches=(2,), train_batch=4, threads=1, warmup=0,
+                                    repeats=1, clips_per_run=2, reference=False, triplet_batch=8, triplet_dim=4,
+                                    recognizer_overrides=overrides))
+    skeleton = load_skeleton("kinect_v1")
+
+    def recipe_recognizer(num_classes: int) -> Recognizer:
+        return Recognizer(recognizer_preset("tiny", num_joints=skeleton.num_joints, parents=skeleton.parents,
+                                            num_classes=num_classes, num_frames=16, **overrides))
+
+    entry = results["tiny"]
+    timed = recipe_recognizer(num_classes=10)
+    assert entry["recognizer_params"] == count_parameters(timed) and entry["feature_dims"] == list(timed.feature_dims)
+    # The co-training step trains the same recognizer on the built-in data's 12 classes.
+    assert entry["cotrain_setup"]["recognizer_params"] == count_parameters(recipe_recognizer(num_classes=12))
+    assert entry["infer_ms_per_clip_b2"] > 0 and entry["cotrain_step_ms_b4"] > 0
+
+
 def test_imdm_suite_ratios_are_ours_over_published(imdm_results: dict) -> None:
     ours, published = imdm_results["tiny"], imdm_results["published_replica"]
     ratios = ours["ratio_to_published"]
