@@ -103,7 +103,8 @@ def test_last_selection_keeps_the_final_ema_recognizer_and_runs_the_whole_schedu
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "assets/configs/recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recipes_load_over_the_cpu_preset_and_build_their_recognizer(recipe: Path) -> None:
-    config = merge(merge(CoTrainConfig(), load_yaml(REPO / "assets/configs/cotrain/cpu.yaml")), load_yaml(recipe), str(recipe))
+    cpu_preset = merge(CoTrainConfig(), load_yaml(REPO / "assets/configs/cotrain/cpu.yaml"))
+    config = merge(cpu_preset, load_yaml(recipe), str(recipe))
     model = Recognizer(recognizer_preset(config.recognizer.preset, **config.recognizer.overrides))
     logits = model(torch.randn(2, config.pipeline.num_frames, model.config.num_joints, 3)).logits
     assert logits.shape == (2, model.config.num_classes)
