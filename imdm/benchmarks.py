@@ -40,14 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from imdm.models.recognizer import Recognizer, count_parameters, recognizer_preset
+from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
 from mdm.benchmarks.denoiser_suite import PublishedMDMReplica
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.synthetic import generate_synthetic_dataset
-from mdm.models import denoiser_preset
+from mdm.models import count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
 DENOISER_FOR_PRESET: dict[str, str] = {"tiny": "tiny", "default": "cpu", "paper": "paper"}

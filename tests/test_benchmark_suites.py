@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from imdm.benchmarks import SuiteConfig, run_suite
-from imdm.models.recognizer import Recognizer, count_parameters, recognizer_preset
-from mdm.models import MotionDenoiser, denoiser_preset
+from imdm.models.recognizer import Recognizer, recognizer_preset
+from mdm.models import MotionDenoiser, count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
 SCRIPT = Path(__file__).resolve().parents[1] / "run" / "benchmark.py"

@@ -14,11 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 from imdm.bundle import TrainedRecognizer
-from imdm.models.recognizer import Recognizer, count_parameters, recognizer_preset
+from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import load_yaml, merge, save_yaml
 from mdm.data.archive import read_archive, write_archive
 from mdm.errors import ConfigError, UserError
+from mdm.models import count_parameters
 from mdm.training.checkpoint import latest_checkpoint
 from toy_data import toy_archive, toy_dataset
 

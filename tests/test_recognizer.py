@@ -12,11 +12,11 @@ from imdm.models.recognizer import (
     RecognizerConfig,
     ViewAdapter,
     box_normalise,
-    count_parameters,
     recognizer_preset,
 )
 from mdm.config import from_dict, to_dict
 from mdm.errors import ConfigError
+from mdm.models import count_parameters
 from mdm.rotations import axis_angle_to_matrix
 from mdm.skeleton import load_skeleton
 

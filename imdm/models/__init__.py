@@ -5,8 +5,8 @@ from imdm.models.recognizer import (
     Recognizer,
     RecognizerConfig,
     RecognizerOutput,
-    count_parameters,
     recognizer_preset,
 )
+from mdm.models import count_parameters
 
 __all__ = ["PRESETS", "Recognizer", "RecognizerConfig", "RecognizerOutput", "count_parameters", "recognizer_preset"]

@@ -473,8 +473,3 @@ class Recognizer(nn.Module):
         pooled = [feature.mean(dim=1) for feature in features]
         logits = self.classifier(self.head_dropout(pooled[-1]))
         return RecognizerOutput(logits=logits, features=features, pooled=pooled)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
