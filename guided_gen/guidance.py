@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from imdm.bundle import TrainedRecognizer
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
-from mdm.data.transforms import ClipPipelineConfig, normalising_rotation
+from mdm.data.transforms import ClipPipelineConfig, normalising_rotation, reference_poses
 from mdm.diffusion.sampling import sample
 from mdm.errors import ConfigError, UserError
 from mdm.generator import MotionGenerator
@@ -182,7 +182,7 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
     already has ``pipeline.num_frames`` frames and one person present throughout: centring,
     making upright, then view normalisation. Gradients flow through the positions but not
     through the normalising rotations, which are taken as constants: through them, a gradient
-    would move the first frame's hips and shoulders to turn the whole clip instead of changing
+    would move the reference poses' hips and shoulders to turn the whole clip instead of changing
     the motion (with the upright rotation this made classifier guidance ineffective on a toy run).
 
     Args:
@@ -200,9 +200,10 @@ def recognizer_input(positions: Tensor, skeleton: Skeleton, pipeline: ClipPipeli
         positions = positions - positions[:, :, root:root + 1]
     if not (pipeline.upright or pipeline.view_normalise):
         return positions
-    first_poses = positions[:, 0].detach().cpu().numpy()
-    rotation = np.stack([normalising_rotation(pose, skeleton, pipeline.upright, pipeline.view_normalise)
-                         for pose in first_poses])
+    clips = positions.detach().cpu().numpy()
+    rotation = np.stack([normalising_rotation(reference_poses(clip, pipeline.view_reference), skeleton,
+                                              pipeline.upright, pipeline.view_normalise, pipeline.view_reference)
+                         for clip in clips])
     rotation = torch.as_tensor(rotation, dtype=positions.dtype, device=positions.device)
     return torch.einsum("btjc,bkc->btjk", positions, rotation)
 

@@ -49,12 +49,15 @@ def test_parse_guidance_gives_defaults_and_refuses_unknown_names() -> None:
         GuidanceConfig(exemplar_mode="median")
 
 
-@pytest.mark.parametrize(("centre", "upright", "view"),
-                         [("first_frame", False, True), ("first_frame", True, True), ("per_frame", True, False),
-                          ("none", False, False)])
-def test_recognizer_input_equals_the_numpy_evaluation_pipeline(centre: str, upright: bool, view: bool) -> None:
+@pytest.mark.parametrize(("centre", "upright", "view", "reference"),
+                         [("first_frame", False, True, "first_frame"), ("first_frame", True, True, "first_frame"),
+                          ("per_frame", True, False, "first_frame"), ("none", False, False, "first_frame"),
+                          ("first_frame", True, True, "clip")])
+def test_recognizer_input_equals_the_numpy_evaluation_pipeline(centre: str, upright: bool, view: bool,
+                                                               reference: str) -> None:
     skeleton = load_skeleton("kinect_v1")
-    pipeline = ClipPipelineConfig(num_frames=16, centre=centre, upright=upright, view_normalise=view)
+    pipeline = ClipPipelineConfig(num_frames=16, centre=centre, upright=upright, view_normalise=view,
+                                  view_reference=reference)
     rng = np.random.default_rng(0)
     clips = toy_dataset(clips_per_class=2, frames=16).clips[:4]
     # Turn and tilt each clip so the upright and view normalisations have work to do.

@@ -22,6 +22,7 @@ from mdm.data.transforms import (
     rotation_about_axis,
     rotation_between,
     scale,
+    side_direction,
 )
 from mdm.errors import ConfigError
 from mdm.skeleton import Skeleton, load_skeleton
@@ -201,6 +202,61 @@ def test_view_normalisation_and_mirror_refuse_a_skeleton_without_sides() -> None
         mirror(random_clip(skeleton, 3), skeleton)
 
 
+def pose_sequence(skeleton: Skeleton, frames: int, seed: int = 0) -> np.ndarray:
+    """float32 ``[T, J, 3]``: one random pose with small per-frame jitter, each left joint on the +x side."""
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(scale=0.3, size=(skeleton.num_joints, 3))
+    for left, right in skeleton.mirror_pairs:  # each left joint on the +x side of its right twin
+        pose[left, 0], pose[right, 0] = abs(pose[left, 0]) + 0.1, -abs(pose[right, 0]) - 0.1
+    return (pose + rng.normal(scale=0.01, size=(frames, skeleton.num_joints, 3))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", SKELETONS)
+def test_whole_clip_view_reference_undoes_any_turn_and_tilt(name: str) -> None:
+    skeleton = load_skeleton(name)
+    up = skeleton.up_axis
+    clip = pose_sequence(skeleton, 12)
+    canonical = normalise_clip(clip, skeleton, upright=True, view=True, reference="clip")
+    for yaw, tilt in ((0.4, 0.2), (2.8, -0.3), (-1.9, 0.1)):
+        turn = rotation_about_axis(yaw, up) @ rotation_about_axis(tilt, (up + 1) % 3)
+        turned = (clip @ turn.T).astype(np.float32)
+        out = normalise_clip(turned, skeleton, upright=True, view=True, reference="clip")
+        np.testing.assert_allclose(out, canonical, atol=1e-4)
+        np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(clip, skeleton), rtol=1e-4)
+    assert side_direction(canonical, skeleton, "clip")[lateral_index(up)] > 0
+
+
+def lateral_index(up: int) -> int:
+    return 2 if up == 0 else 0
+
+
+def test_whole_clip_view_reference_resists_one_bad_first_frame() -> None:
+    """A first frame whose hips are twisted by 60 degrees turns the first-frame normalisation by
+    about that much, the whole-clip one by a few degrees."""
+    skeleton = load_skeleton("kinect_v1")
+    clip = pose_sequence(skeleton, 30)
+    hips = [skeleton.joint_names.index("hip_left"), skeleton.joint_names.index("hip_right")]
+    shoulders = [skeleton.joint_names.index("shoulder_left"), skeleton.joint_names.index("shoulder_right")]
+    middle = clip[0, hips].mean(axis=0)
+    twisted = clip.copy()
+    twisted[0, hips] = middle + (clip[0, hips] - middle) @ rotation_about_axis(np.deg2rad(60), 1).T.astype(np.float32)
+
+    def yaw_change(reference: str) -> float:
+        before = normalise_clip(clip, skeleton, upright=False, view=True, reference=reference)
+        after = normalise_clip(twisted, skeleton, upright=False, view=True, reference=reference)
+        a, b = (out[5, shoulders[0]] - out[5, shoulders[1]] for out in (before, after))
+        return abs(np.degrees(np.arctan2(a[2], a[0]) - np.arctan2(b[2], b[0])))
+
+    assert yaw_change("first_frame") == pytest.approx(60, abs=1)
+    assert yaw_change("clip") < 2
+
+
+def test_whole_clip_view_reference_refuses_a_skeleton_without_pairs() -> None:
+    skeleton = Skeleton.from_parents([-1, 0, 1])
+    with pytest.raises(ConfigError, match="left/right joint pairs"):
+        normalise_clip(random_clip(skeleton, 3), skeleton, upright=False, view=True, reference="clip")
+
+
 def trunk(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     middle = {part: (clip[0, hip_line_joints(skeleton, part)]).mean(axis=0) for part in ("hip", "shoulder")}
     return middle["shoulder"] - middle["hip"]
@@ -355,7 +411,8 @@ def test_config_from_yaml_mapping_and_refusals() -> None:
     bad = [dict(num_frames=0), dict(sampling="resample", speed_range=(0.8, 1.2)),
            dict(sampling="crop", window_range=(0.5, 1.0)), dict(scale_range=(0.0, 1.0)),
            dict(scale_range=(1.2, 0.8)), dict(mirror_prob=1.5), dict(rotation_deg=-5.0),
-           dict(window_range=(0.5, 1.5)), dict(centre="root"), dict(sampling="crop", random_frames=True)]
+           dict(window_range=(0.5, 1.5)), dict(centre="root"), dict(sampling="crop", random_frames=True),
+           dict(view_reference="last_frame")]
     for values in bad:
         with pytest.raises(ConfigError):
             ClipPipelineConfig(**values)

@@ -240,21 +240,57 @@ def trunk_pairs(skeleton: Skeleton) -> tuple[tuple[int, int], tuple[int, int]]:
     return hips, shoulders
 
 
-def upright_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """float64 ``[3, 3]``: the smallest rotation taking the trunk (mid-hips to mid-shoulders) of
-    one pose ``[J, 3]`` to the up axis. Needs left/right hips and shoulders."""
+VIEW_REFERENCES = ("first_frame", "clip")
+"""What the upright and view normalisations read (``ClipPipelineConfig.view_reference``)."""
+
+
+def _as_poses(poses: np.ndarray) -> np.ndarray:
+    """float64 ``[F, J, 3]`` from one pose ``[J, 3]`` or several ``[F, J, 3]``."""
+    poses = np.asarray(poses, np.float64)
+    return poses[None] if poses.ndim == 2 else poses
+
+
+def upright_rotation(poses: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """float64 ``[3, 3]``: the smallest rotation taking the trunk (mid-hips to mid-shoulders),
+    averaged over the poses ``[J, 3]`` or ``[F, J, 3]``, to the up axis. Needs left/right hips
+    and shoulders."""
     hips, shoulders = trunk_pairs(skeleton)
-    pose = np.asarray(pose, np.float64)
-    trunk = pose[list(shoulders)].mean(axis=0) - pose[list(hips)].mean(axis=0)
+    poses = _as_poses(poses)
+    trunk = (poses[:, list(shoulders)].mean(axis=1) - poses[:, list(hips)].mean(axis=1)).mean(axis=0)
     return rotation_between(trunk, np.eye(3)[skeleton.up_axis])
 
 
-def view_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """float64 ``[3, 3]``: the rotation about the vertical axis that puts the hip line of one pose
-    ``[J, 3]`` (its shoulders if it has no hips) along the positive lateral axis; the identity
-    for a degenerate (vertical) line."""
-    left, right = side_pair(skeleton)
-    line = np.asarray(pose[left], np.float64) - pose[right]
+def side_direction(poses: np.ndarray, skeleton: Skeleton, reference: str = "first_frame") -> np.ndarray:
+    """float64 ``[3]``: the body's right-to-left direction that :func:`view_rotation` turns onto the
+    lateral axis.
+
+    ``first_frame``: the hip line (the shoulders if there are no hips) of the first pose.
+    ``clip``: over every pose ``[F, J, 3]`` and every left/right joint pair, the horizontal
+    right-to-left direction as a unit vector, summed: steadier than one hip line of a noisy
+    skeleton (docs/results.md, "Session 13").
+    """
+    poses = _as_poses(poses)
+    if reference == "first_frame":
+        left, right = side_pair(skeleton)
+        return poses[0, left] - poses[0, right]
+    if reference != "clip":
+        raise ValueError(f"unknown view reference {reference!r}; expected one of {list(VIEW_REFERENCES)}")
+    if not skeleton.mirror_pairs:
+        raise ConfigError(f"skeleton {skeleton.name} has no left/right joint pairs, so the view cannot be "
+                          "normalised; turn view_normalise off")
+    pairs = np.asarray(skeleton.mirror_pairs)
+    lines = poses[:, pairs[:, 0]] - poses[:, pairs[:, 1]]
+    horizontal = lines.copy()
+    horizontal[..., skeleton.up_axis] = 0.0
+    lengths = np.linalg.norm(horizontal, axis=-1, keepdims=True)
+    return np.where(lengths > 1e-8, lines / np.maximum(lengths, 1e-8), 0.0).sum(axis=(0, 1))
+
+
+def view_rotation(poses: np.ndarray, skeleton: Skeleton, reference: str = "first_frame") -> np.ndarray:
+    """float64 ``[3, 3]``: the rotation about the vertical axis that puts :func:`side_direction` of
+    the poses ``[J, 3]`` or ``[F, J, 3]`` along the positive lateral axis; the identity for a
+    degenerate (vertical) direction."""
+    line = side_direction(poses, skeleton, reference)
     up = skeleton.up_axis
     i, j = (up + 1) % 3, (up + 2) % 3
     if np.hypot(line[i], line[j]) < 1e-8:
@@ -263,34 +299,45 @@ def view_rotation(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return rotation_about_axis(target - np.arctan2(line[j], line[i]), up)
 
 
-def normalising_rotation(pose: np.ndarray, skeleton: Skeleton, upright: bool, view: bool) -> np.ndarray:
-    """float64 ``[3, 3]``: the rotation of :func:`normalise_clip` for a clip whose reference pose
-    (first frame, first present person) is ``pose`` ``[J, 3]``."""
-    rotation = upright_rotation(pose, skeleton) if upright else np.eye(3)
+def normalising_rotation(poses: np.ndarray, skeleton: Skeleton, upright: bool, view: bool,
+                         reference: str = "first_frame") -> np.ndarray:
+    """float64 ``[3, 3]``: the rotation of :func:`normalise_clip` for a clip whose reference poses
+    (:func:`reference_poses`) are ``poses`` ``[J, 3]`` or ``[F, J, 3]``."""
+    poses = _as_poses(poses)
+    rotation = upright_rotation(poses, skeleton) if upright else np.eye(3)
     if view:
-        rotation = view_rotation(pose @ rotation.T, skeleton) @ rotation
+        rotation = view_rotation(poses @ rotation.T, skeleton, reference) @ rotation
     return rotation
 
 
-def _reference_pose(clip: np.ndarray) -> np.ndarray:
-    """``[J, 3]``: the first present person in the first frame where anyone is present."""
+def reference_poses(clip: np.ndarray, reference: str = "first_frame") -> np.ndarray:
+    """``[F, J, 3]``: the poses a clip is normalised by: those of the first present person in the
+    first frame where anyone is present, in that frame only (``first_frame``, F = 1) or in every
+    frame where that person is present (``clip``)."""
+    if reference not in VIEW_REFERENCES:
+        raise ValueError(f"unknown view reference {reference!r}; expected one of {list(VIEW_REFERENCES)}")
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))
-    return persons[frame, int(np.argmax(present[frame]))]
+    person = int(np.argmax(present[frame]))
+    if reference == "clip" and present[:, person].any():
+        return persons[present[:, person], person]
+    return persons[frame:frame + 1, person]
 
 
-def normalise_clip(clip: np.ndarray, skeleton: Skeleton, upright: bool, view: bool) -> np.ndarray:
-    """Rotate a clip into the canonical frame of its reference pose (the first present person in
-    the first frame where anyone is present), as one rotation through the origin (centre first).
+def normalise_clip(clip: np.ndarray, skeleton: Skeleton, upright: bool, view: bool,
+                   reference: str = "first_frame") -> np.ndarray:
+    """Rotate a clip into the canonical frame of its reference poses (:func:`reference_poses`), as
+    one rotation through the origin (centre first).
 
-    ``upright``: the trunk (mid-hips to mid-shoulders) points straight up, which removes the
-    camera's pitch and roll (NW-UCLA's views look at people from different heights); needs
-    left/right hips and shoulders. ``view``: then, about the vertical axis, the hip line (the
-    shoulders if there are no hips) points from right to left along the positive lateral axis
-    (+x for a y-up or z-up skeleton); a degenerate (vertical) line is left as it is.
+    ``upright``: the trunk (mid-hips to mid-shoulders; averaged over the reference poses) points
+    straight up, which removes the camera's pitch and roll (NW-UCLA's views look at people from
+    different heights); needs left/right hips and shoulders. ``view``: then, about the vertical
+    axis, :func:`side_direction` points from right to left along the positive lateral axis (+x
+    for a y-up or z-up skeleton); a degenerate (vertical) direction is left as it is.
     """
-    return (clip @ normalising_rotation(_reference_pose(clip), skeleton, upright, view).T).astype(clip.dtype)
+    rotation = normalising_rotation(reference_poses(clip, reference), skeleton, upright, view, reference)
+    return (clip @ rotation.T).astype(clip.dtype)
 
 
 def scale(clip: np.ndarray, factor: float) -> np.ndarray:
@@ -327,8 +374,11 @@ class ClipPipelineConfig:
             random in training, central in evaluation; shorter clips are zero-padded and masked).
         centre: ``none``, ``first_frame`` (subtract the root of the first frame) or
             ``per_frame`` (subtract each frame's root).
-        upright: rotate so the first frame's trunk points straight up (removes camera pitch and roll).
-        view_normalise: rotate about the vertical axis so the first frame's hip line lies along x.
+        upright: rotate so the trunk points straight up (removes camera pitch and roll).
+        view_normalise: rotate about the vertical axis so the body's right-to-left line lies along x.
+        view_reference: what ``upright`` and ``view_normalise`` read: ``first_frame`` (the first
+            frame's trunk and hip line) or ``clip`` (the trunk averaged over the clip, and every
+            left/right joint pair of every frame; :func:`side_direction`).
         rotation_deg: training only: random rotation about the vertical axis in
             ``[-rotation_deg, rotation_deg]`` degrees.
         tilt_deg: training only: random rotation about each horizontal axis in
@@ -350,6 +400,7 @@ class ClipPipelineConfig:
     centre: Literal["none", "first_frame", "per_frame"] = "first_frame"
     upright: bool = False
     view_normalise: bool = False
+    view_reference: Literal["first_frame", "clip"] = "first_frame"
     rotation_deg: float = 0.0
     tilt_deg: float = 0.0
     roll: bool = True
@@ -366,6 +417,8 @@ class ClipPipelineConfig:
             raise ConfigError(f"sampling must be 'resample' or 'crop', got {self.sampling!r}")
         if self.centre not in ("none", "first_frame", "per_frame"):
             raise ConfigError(f"centre must be 'none', 'first_frame' or 'per_frame', got {self.centre!r}")
+        if self.view_reference not in VIEW_REFERENCES:
+            raise ConfigError(f"view_reference must be one of {list(VIEW_REFERENCES)}, got {self.view_reference!r}")
         if self.rotation_deg < 0 or self.tilt_deg < 0:
             raise ConfigError(f"rotation_deg and tilt_deg must be >= 0, got {self.rotation_deg}, {self.tilt_deg}")
         if not 0.0 <= self.mirror_prob <= 1.0:
@@ -423,7 +476,7 @@ def prepare_clip(
     if config.centre != "none":
         motion = centre(motion, skeleton, config.centre)
     if config.upright or config.view_normalise:
-        motion = normalise_clip(motion, skeleton, config.upright, config.view_normalise)
+        motion = normalise_clip(motion, skeleton, config.upright, config.view_normalise, config.view_reference)
     if train:
         angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
         tilts = np.deg2rad(rng.uniform(-config.tilt_deg, config.tilt_deg, size=2)) if config.tilt_deg else None

@@ -1,0 +1,84 @@
+"""How well a clip pipeline's view normalisation agrees across cameras.
+
+Multi-view datasets (NW-UCLA, NTU RGB+D) film each performance with several cameras at once, so
+after a good view normalisation the clips of one performance should face the same way. For every
+two clips of one performance (clip ids that differ only by a view tag such as ``_v01``), both put
+through the pipeline's evaluation transform, :func:`residual_yaw_deg` is the turn about the
+vertical axis that still separates them. Read only training views: the test view stays out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from mdm.data.dataset import MotionDataset
+from mdm.data.splits import performance_groups
+from mdm.data.transforms import ClipPipelineConfig, prepare_clip
+from mdm.errors import ConfigError
+
+
+def residual_yaw_deg(first: np.ndarray, second: np.ndarray, up_axis: int) -> float:
+    """Degrees in ``(-180, 180]``: the rotation about the vertical axis that best takes the poses of
+    ``first`` onto those of ``second`` (least squares over every frame's joints relative to that
+    frame's first joint, the root).
+
+    Args:
+        first, second: ``[T, J, 3]`` clips of equal shape (one person).
+    """
+    if first.shape != second.shape or first.ndim != 3:
+        raise ValueError(f"expected two [T, J, 3] clips of one shape, got {list(first.shape)} and {list(second.shape)}")
+    i, j = (up_axis + 1) % 3, (up_axis + 2) % 3
+    a = (first - first[:, :1])[..., [i, j]].reshape(-1, 2).astype(np.float64)
+    b = (second - second[:, :1])[..., [i, j]].reshape(-1, 2).astype(np.float64)
+    cross = float(np.sum(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]))
+    return float(np.degrees(np.arctan2(cross, float(np.sum(a * b)))))
+
+
+@dataclass
+class ViewAgreement:
+    """Residual yaw of every two views of one performance (:func:`view_agreement`)."""
+
+    yaw_deg: np.ndarray
+    """float ``[P]``, one per pair of clips."""
+    labels: np.ndarray
+    """int64 ``[P]``, the class of each pair."""
+    class_names: list[str]
+
+    def summary(self) -> dict[str, object]:
+        """Pairs, median and root-mean-square of ``|yaw|``, shares within 10 and 30 degrees, per-class medians."""
+        size = np.abs(self.yaw_deg)
+        return {
+            "pairs": int(len(size)),
+            "median_deg": float(np.median(size)),
+            "rms_deg": float(np.sqrt(np.mean(size ** 2))),
+            "within_10_deg": float(np.mean(size <= 10)),
+            "within_30_deg": float(np.mean(size <= 30)),
+            "median_deg_per_class": {name: float(np.median(size[self.labels == k]))
+                                     for k, name in enumerate(self.class_names) if np.any(self.labels == k)},
+        }
+
+
+def view_agreement(dataset: MotionDataset, pipeline: ClipPipelineConfig, split: str = "train") -> ViewAgreement:
+    """Residual yaw between the normalised clips of every two views of one performance in ``split``.
+
+    Raises:
+        ConfigError: no two clips of ``split`` show one performance, or the data has several persons.
+    """
+    if dataset.num_persons != 1:
+        raise ConfigError("view agreement compares one-person clips; this dataset has several persons per clip")
+    chosen = np.flatnonzero(dataset.split == split) if dataset.split is not None else np.arange(len(dataset.labels))
+    groups = performance_groups([dataset.clip_ids[i] for i in chosen])
+    pairs = [(chosen[a], chosen[b]) for group in np.unique(groups)
+             for a, b in combinations(np.flatnonzero(groups == group), 2)]
+    if not pairs:
+        raise ConfigError(f"no two {split} clips show one performance (clip ids that differ only by a view tag "
+                          "such as _v01), so there is nothing to compare")
+    prepared = {}
+    for index in {i for pair in pairs for i in pair}:
+        prepared[index] = prepare_clip(dataset.clips[index], dataset.skeleton, pipeline, False, np.random.default_rng(0))[0]
+    up = dataset.skeleton.up_axis
+    yaw = np.array([residual_yaw_deg(prepared[a], prepared[b], up) for a, b in pairs])
+    return ViewAgreement(yaw_deg=yaw, labels=dataset.labels[[a for a, _ in pairs]], class_names=list(dataset.class_names))
