@@ -244,6 +244,11 @@ VIEW_REFERENCES = ("first_frame", "clip")
 """What the upright and view normalisations read (``ClipPipelineConfig.view_reference``)."""
 
 
+def _check_reference(reference: str) -> None:
+    if reference not in VIEW_REFERENCES:
+        raise ValueError(f"unknown view reference {reference!r}; expected one of {list(VIEW_REFERENCES)}")
+
+
 def _as_poses(poses: np.ndarray) -> np.ndarray:
     """float64 ``[F, J, 3]`` from one pose ``[J, 3]`` or several ``[F, J, 3]``."""
     poses = np.asarray(poses, np.float64)
@@ -269,12 +274,11 @@ def side_direction(poses: np.ndarray, skeleton: Skeleton, reference: str = "firs
     right-to-left direction as a unit vector, summed: steadier than one hip line of a noisy
     skeleton (docs/results.md, "Session 13").
     """
+    _check_reference(reference)
     poses = _as_poses(poses)
     if reference == "first_frame":
         left, right = side_pair(skeleton)
         return poses[0, left] - poses[0, right]
-    if reference != "clip":
-        raise ValueError(f"unknown view reference {reference!r}; expected one of {list(VIEW_REFERENCES)}")
     if not skeleton.mirror_pairs:
         raise ConfigError(f"skeleton {skeleton.name} has no left/right joint pairs, so the view cannot be "
                           "normalised; turn view_normalise off")
@@ -314,8 +318,7 @@ def reference_poses(clip: np.ndarray, reference: str = "first_frame") -> np.ndar
     """``[F, J, 3]``: the poses a clip is normalised by: those of the first present person in the
     first frame where anyone is present, in that frame only (``first_frame``, F = 1) or in every
     frame where that person is present (``clip``)."""
-    if reference not in VIEW_REFERENCES:
-        raise ValueError(f"unknown view reference {reference!r}; expected one of {list(VIEW_REFERENCES)}")
+    _check_reference(reference)
     persons = _persons(clip)
     present = present_mask(clip)
     frame = int(np.argmax(present.any(axis=1)))

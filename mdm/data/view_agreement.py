@@ -9,6 +9,7 @@ vertical axis that still separates them. Read only training views: the test view
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -23,7 +24,7 @@ from mdm.errors import ConfigError
 def residual_yaw_deg(first: np.ndarray, second: np.ndarray, up_axis: int) -> float:
     """Degrees in ``(-180, 180]``: the rotation about the vertical axis that best takes the poses of
     ``first`` onto those of ``second`` (least squares over every frame's joints relative to that
-    frame's first joint, the root).
+    frame's joint 0).
 
     Args:
         first, second: ``[T, J, 3]`` clips of equal shape (one person).
@@ -70,15 +71,16 @@ def view_agreement(dataset: MotionDataset, pipeline: ClipPipelineConfig, split: 
     if dataset.num_persons != 1:
         raise ConfigError("view agreement compares one-person clips; this dataset has several persons per clip")
     chosen = np.flatnonzero(dataset.split == split) if dataset.split is not None else np.arange(len(dataset.labels))
-    groups = performance_groups([dataset.clip_ids[i] for i in chosen])
-    pairs = [(chosen[a], chosen[b]) for group in np.unique(groups)
-             for a, b in combinations(np.flatnonzero(groups == group), 2)]
+    members: defaultdict[int, list[int]] = defaultdict(list)
+    for index, group in zip(chosen, performance_groups([dataset.clip_ids[i] for i in chosen])):
+        members[int(group)].append(int(index))
+    pairs = [pair for clips in members.values() for pair in combinations(clips, 2)]
     if not pairs:
         raise ConfigError(f"no two {split} clips show one performance (clip ids that differ only by a view tag "
                           "such as _v01), so there is nothing to compare")
-    prepared = {}
-    for index in {i for pair in pairs for i in pair}:
-        prepared[index] = prepare_clip(dataset.clips[index], dataset.skeleton, pipeline, False, np.random.default_rng(0))[0]
+    no_draws = np.random.default_rng(0)  # evaluation (train=False) never draws from it
+    prepared = {index: prepare_clip(dataset.clips[index], dataset.skeleton, pipeline, False, no_draws)[0]
+                for index in {i for pair in pairs for i in pair}}
     up = dataset.skeleton.up_axis
     yaw = np.array([residual_yaw_deg(prepared[a], prepared[b], up) for a, b in pairs])
     return ViewAgreement(yaw_deg=yaw, labels=dataset.labels[[a for a, _ in pairs]], class_names=list(dataset.class_names))
