@@ -101,6 +101,18 @@ def test_last_selection_keeps_the_final_ema_recognizer_and_runs_the_whole_schedu
     assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in kept)
 
 
+def test_train_on_validation_trains_on_both_splits_and_needs_last_selection(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=8)
+    config = _config(archive, epochs=1, generator={"enabled": False})
+    plain = CoTrainer(config, tmp_path / "plain", progress=False)
+    refit = CoTrainer(replace(config, train_on_validation=True), tmp_path / "refit", progress=False)
+    assert len(plain.val_set) > 0 and refit.val_set.clip_ids == plain.val_set.clip_ids
+    assert sorted(refit.train_set.clip_ids) == sorted(plain.train_set.clip_ids + plain.val_set.clip_ids)
+    assert not set(refit.train_set.clip_ids) & set(refit.test_set.clip_ids)
+    with pytest.raises(ConfigError, match="selection=last"):
+        replace(config, train_on_validation=True, selection="best_val")
+
+
 @pytest.mark.parametrize("recipe", sorted((REPO / "assets/configs/recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recipes_load_over_the_cpu_preset_and_build_their_recognizer(recipe: Path) -> None:
     cpu_preset = merge(CoTrainConfig(), load_yaml(REPO / "assets/configs/cotrain/cpu.yaml"))

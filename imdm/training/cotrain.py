@@ -10,7 +10,8 @@ generator on the validation split; the best generator by validation loss is kept
 recognizer kept is chosen by ``selection``: ``best_val``, the best by validation top-1 (ties: lower
 validation cross-entropy), with early stopping on top-1; or ``last``, the EMA recognizer at the end
 of the whole schedule (no early stopping). At the end the kept recognizer is evaluated once on the
-test split.
+test split. ``train_on_validation`` (with ``last``) trains on the validation clips too, a final refit
+once the recipe is fixed.
 
 Run folder::
 
@@ -121,6 +122,10 @@ class CoTrainConfig:
     view_consistency: float = 0.0
     """Weight of the cross-view consistency loss (needs ``view_pairs``): each clip's predicted class
     distribution is pulled towards its other view's (:func:`imdm.consistency.twin_consistency_loss`)."""
+    train_on_validation: bool = False
+    """Train on the validation clips as well: the final refit once a recipe has been fixed (on
+    view folds, or by earlier runs' validation). Needs ``selection: last``, since the validation
+    figures are then taken on clips the models were trained on; the test split is untouched."""
     mixed_precision: str = "no"
     seed: int = 0
     num_workers: int = 0
@@ -138,6 +143,9 @@ class CoTrainConfig:
             raise ConfigError("view_consistency must be >= 0, and needs view_pairs=true (it compares the views in a batch)")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
+        if self.train_on_validation and self.selection != "last":
+            raise ConfigError("train_on_validation needs selection=last: validation clips that are trained on "
+                              "cannot choose the recognizer")
 
 
 class CoTrainer(EpochTrainer):
@@ -155,7 +163,13 @@ class CoTrainer(EpochTrainer):
             check_video_path(self.output_dir / SAMPLES_VIDEO)
         dataset = dataset if dataset is not None else load_training_data(config.data)
         self.dataset = dataset
-        self.train_set = dataset.split_subset("train")
+        # Clips trained on (bool [N], aligned with `dataset`): the train split, and with
+        # train_on_validation the validation split too.
+        in_training = np.isin(dataset.split, ("train", "val") if config.train_on_validation else ("train",))
+        self.train_set = dataset.subset(np.flatnonzero(in_training))
+        if config.train_on_validation:
+            logger.warning("train_on_validation: the %d validation clips are trained on, so validation figures "
+                           "are not held out", int(np.sum(dataset.split == "val")))
         # Performance of each training clip (int64 [N]) when batches keep the views of one together.
         self.train_groups = torch.as_tensor(performance_groups(self.train_set.clip_ids)) if config.view_pairs else None
         if self.train_groups is not None:
@@ -167,7 +181,7 @@ class CoTrainer(EpochTrainer):
                         paired, len(self.train_groups))
         # Per-clip weights of the cross-entropy (e.g. synthetic clips of a mixed dataset), aligned with `dataset`.
         self.train_weights = (None if sample_weights is None else
-                              torch.as_tensor(np.asarray(sample_weights, np.float32)[dataset.split == "train"]))
+                              torch.as_tensor(np.asarray(sample_weights, np.float32)[in_training]))
         self.val_set = dataset.split_subset("val")
         self.test_set = dataset.split_subset("test")
         skeleton = dataset.skeleton
@@ -388,6 +402,7 @@ class CoTrainer(EpochTrainer):
             "steps": self.state.step,
             "epochs_run": self.state.step // len(self.sampler),
             "selection": SELECTIONS[self.config.selection],
+            "train_on_validation": self.config.train_on_validation,
             "kept_epoch": extra["kept_epoch"],
             "val_top1": extra["kept_val_top1"],
             "best_epoch": extra["best_epoch"],
@@ -435,7 +450,8 @@ class CoTrainer(EpochTrainer):
         lines = [
             f"run: {self.output_dir}",
             f"data: {self.config.data.name} ({len(self.train_set)} train / {len(self.val_set)} val / "
-            f"{len(self.test_set)} test clips)",
+            f"{len(self.test_set)} test clips)"
+            + (" - validation clips trained on (train_on_validation)" if self.config.train_on_validation else ""),
             f"steps: {metrics['steps']} ({metrics['epochs_run']} epochs); recognizer kept: epoch "
             f"{metrics['kept_epoch']} ({metrics['selection']})",
             f"validation top-1: {metrics['val_top1']:.2%} (best {metrics['best_val_top1']:.2%} at epoch "
