@@ -1,4 +1,5 @@
-"""The ``imdm`` benchmark: recognizer inference, training and co-training steps, triplet loss, on the CPU.
+"""The ``imdm`` benchmark: recognizer inference, training steps and the triplet loss on the CPU; the
+co-training step on the device Accelerate picks (the GPU where there is one).
 
 Follows PROTOCOL.md: threads stated, warm-up runs, then medians (with min and max) of repeated
 runs. All jobs of a group are timed round-robin (one run of each per repeat), so a load
@@ -157,15 +158,19 @@ def _figure(value: float) -> float:
 
 
 def _time_round_robin(jobs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each job's runs, one run of each per round, after ``warmup`` untimed rounds."""
+    """Seconds of each job's runs, one run of each per round, after ``warmup`` untimed rounds (with CUDA
+    present each run ends with a synchronisation, so queued GPU work is counted in its run)."""
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         for job in jobs.values():
             job()
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(repeats):
         for name, job in jobs.items():
+            synchronize()
             start = time.perf_counter()
             job()
+            synchronize()
             times[name].append(time.perf_counter() - start)
     return times
 
