@@ -109,6 +109,10 @@ def test_train_on_validation_trains_on_both_splits_and_needs_last_selection(tmp_
     assert len(plain.val_set) > 0 and refit.val_set.clip_ids == plain.val_set.clip_ids
     assert sorted(refit.train_set.clip_ids) == sorted(plain.train_set.clip_ids + plain.val_set.clip_ids)
     assert not set(refit.train_set.clip_ids) & set(refit.test_set.clip_ids)
+    run = refit.fit()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_on_validation"] is True and metrics["steps"] == len(refit.sampler)
+    assert "validation clips trained on" in (run / "summary.txt").read_text()
     with pytest.raises(ConfigError, match="selection=last"):
         replace(config, train_on_validation=True, selection="best_val")
 
