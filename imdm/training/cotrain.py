@@ -167,9 +167,11 @@ class CoTrainer(EpochTrainer):
         # train_on_validation the validation split too.
         in_training = np.isin(dataset.split, ("train", "val") if config.train_on_validation else ("train",))
         self.train_set = dataset.subset(np.flatnonzero(in_training))
+        self.val_set = dataset.split_subset("val")
+        self.test_set = dataset.split_subset("test")
         if config.train_on_validation:
             logger.warning("train_on_validation: the %d validation clips are trained on, so validation figures "
-                           "are not held out", int(np.sum(dataset.split == "val")))
+                           "are not held out", len(self.val_set))
         # Performance of each training clip (int64 [N]) when batches keep the views of one together.
         self.train_groups = torch.as_tensor(performance_groups(self.train_set.clip_ids)) if config.view_pairs else None
         if self.train_groups is not None:
@@ -182,8 +184,6 @@ class CoTrainer(EpochTrainer):
         # Per-clip weights of the cross-entropy (e.g. synthetic clips of a mixed dataset), aligned with `dataset`.
         self.train_weights = (None if sample_weights is None else
                               torch.as_tensor(np.asarray(sample_weights, np.float32)[in_training]))
-        self.val_set = dataset.split_subset("val")
-        self.test_set = dataset.split_subset("test")
         skeleton = dataset.skeleton
         recognizer_config = recognizer_preset(
             config.recognizer.preset,
