@@ -78,6 +78,10 @@ class SuiteConfig:
         triplet_batch, triplet_dim: shape of the timed triplet loss.
         recognizer_overrides: recognizer options replaced in every timed preset, for timing a
             recipe's recognizer (its ``recognizer.overrides``, e.g. ``{joint_stages: 2, ...}``).
+        mixed_precision: precision of our co-training step (``CoTrainConfig.mixed_precision``:
+            ``no``, ``bf16`` or ``fp16``). The published pair is timed as published, in fp32, and
+            with ``bf16`` or ``fp16`` also under the same autocast
+            (``cotrain_step_ms_bB_autocast``), for a like-for-like ratio.
     """
 
     presets: tuple[str, ...] = ("default", "paper")
@@ -95,6 +99,7 @@ class SuiteConfig:
     triplet_batch: int = 512
     triplet_dim: int = 1024
     recognizer_overrides: dict[str, Any] = field(default_factory=dict)
+    mixed_precision: str = "no"
 
 
 class PublishedRecognizerReplica(nn.Module):
@@ -204,21 +209,34 @@ def _train_step(model: nn.Module, inputs: tuple[Tensor, ...],
     return job
 
 
-def _cotrain_step(preset: str, overrides: dict[str, Any], frames: int, batch_size: int, dataset: MotionDataset,
+def _cotrain_step(preset: str, config: SuiteConfig, frames: int, dataset: MotionDataset,
                   output_dir: Path) -> tuple[Callable[[], None], dict]:
-    """The co-training step of recognizer ``preset`` (with ``overrides``) and its denoiser on one fixed batch,
-    and what it trains."""
+    """The co-training step of recognizer ``preset`` (with the suite's overrides and precision) and its
+    denoiser on one fixed batch, and what it trains."""
     config = merge(CoTrainConfig(), {"pipeline": {"num_frames": frames},
-                                     "recognizer": {"preset": preset, "overrides": overrides},
-                                     "generator": {"preset": DENOISER_FOR_PRESET[preset]}, "batch_size": batch_size,
+                                     "recognizer": {"preset": preset, "overrides": config.recognizer_overrides},
+                                     "generator": {"preset": DENOISER_FOR_PRESET[preset]},
+                                     "batch_size": config.train_batch, "mixed_precision": config.mixed_precision,
                                      "render_samples": False}, "imdm benchmark co-training step")
     trainer = CoTrainer(config, output_dir, progress=False, dataset=dataset)
     batch = next(iter(trainer.train_loader))
     about = {"recognizer_params": count_parameters(trainer.accelerator.unwrap_model(trainer.recognizer)),
              "denoiser_preset": DENOISER_FOR_PRESET[preset],
              "denoiser_params": count_parameters(trainer.accelerator.unwrap_model(trainer.denoiser)),
-             "frames": frames, "data": dataset.source, "device": str(trainer.accelerator.device)}
+             "frames": frames, "data": dataset.source, "device": str(trainer.accelerator.device),
+             "mixed_precision": trainer.accelerator.mixed_precision}
     return lambda: trainer.train_step(batch), about
+
+
+def _autocast(job: Callable[[], object], precision: str) -> Callable[[], None]:
+    """``job`` (a published replica's, on the CPU) under the CPU's ``torch.autocast`` to ``precision``
+    (``bf16`` or ``fp16``)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+
+    def run() -> None:
+        with torch.autocast("cpu", dtype=dtype):
+            job()
+    return run
 
 
 def _published_denoiser_step(config: SuiteConfig, generator: torch.Generator) -> Callable[[], None]:
@@ -277,14 +295,17 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
             cotrain_jobs: dict[str, Callable[[], object]] = {}
             for preset in config.presets:
                 cotrain_jobs[preset], figures[preset]["cotrain_setup"] = _cotrain_step(
-                    preset, config.recognizer_overrides, figures[preset]["frames"], config.train_batch, dataset,
-                    Path(tmp) / preset)
+                    preset, config, figures[preset]["frames"], dataset, Path(tmp) / preset)
             if config.reference:
                 denoiser_step = _published_denoiser_step(config, generator)
                 recognizer_step = train_jobs["published_replica"]
                 cotrain_jobs["published_replica"] = lambda: (recognizer_step(), denoiser_step())
+                if config.mixed_precision != "no":
+                    cotrain_jobs["published_replica_autocast"] = _autocast(cotrain_jobs["published_replica"],
+                                                                           config.mixed_precision)
             for name, seconds in _time_round_robin(cotrain_jobs, config.warmup, train_repeats).items():
-                _record(figures[name], f"cotrain_step_ms_{step_key}", seconds, 1000.0)
+                entry, key = name.removesuffix("_autocast"), f"cotrain_step_ms_{step_key}"
+                _record(figures[entry], key + "_autocast" if name.endswith("_autocast") else key, seconds, 1000.0)
 
     inference_jobs, clips = {}, {}
     for name, (model, make, _) in models.items():
@@ -299,9 +320,12 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     if config.reference:
         published = figures["published_replica"]
         for preset in config.presets:
-            figures[preset]["ratio_to_published"] = {
-                key: _figure(figures[preset][key] / published[key])
-                for key in published if key in figures[preset] and key not in ("frames", "spread")}
+            ratios = {key: _figure(figures[preset][key] / published[key])
+                      for key in published if key in figures[preset] and key not in ("frames", "spread")}
+            autocast_key = f"cotrain_step_ms_{step_key}_autocast"
+            if autocast_key in published and f"cotrain_step_ms_{step_key}" in figures[preset]:
+                ratios[autocast_key] = _figure(figures[preset][f"cotrain_step_ms_{step_key}"] / published[autocast_key])
+            figures[preset]["ratio_to_published"] = ratios
 
     features = torch.randn(config.triplet_batch, config.triplet_dim, generator=generator)
     triplet_labels = torch.randint(0, config.num_classes, (config.triplet_batch,), generator=generator)

@@ -117,3 +117,24 @@ def test_imdm_suite_times_the_triplet_loss_once(imdm_results: dict) -> None:
     assert imdm_results["triplet_ms_b32_d8"] > 0 and imdm_results["triplet_backward_ms_b32_d8"] > 0
     assert imdm_results["triplet_spread"]["triplet_ms_b32_d8"]["runs"] == 3
     assert imdm_results["threads"] == 1
+
+
+
+def test_imdm_suite_in_bf16_times_the_published_pair_as_published_and_under_the_same_autocast(tmp_path: Path) -> None:
+    # Through the script: Accelerate fixes one precision per process.
+    out = tmp_path / "imdm.json"
+    options = ["presets=[tiny]", "frames=16", "batches=[2]", "train_batch=4", "threads=1", "warmup=0", "repeats=1",
+               "clips_per_run=2", "triplet_batch=8", "triplet_dim=4", "mixed_precision=bf16"]
+    result = subprocess.run([sys.executable, str(SCRIPT), "--suite", "imdm", "--out", str(out),
+                             *[arg for option in options for arg in ("--set", option)]],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())["results"]
+    ours, published = results["tiny"], results["published_replica"]
+    assert ours["cotrain_setup"]["mixed_precision"] == "bf16"
+    assert published["cotrain_step_ms_b4"] > 0 and published["cotrain_step_ms_b4_autocast"] > 0
+    assert "cotrain_step_ms_b4_autocast" not in ours
+    ratios = ours["ratio_to_published"]
+    assert _close(ratios["cotrain_step_ms_b4"], ours["cotrain_step_ms_b4"] / published["cotrain_step_ms_b4"])
+    assert _close(ratios["cotrain_step_ms_b4_autocast"],
+                  ours["cotrain_step_ms_b4"] / published["cotrain_step_ms_b4_autocast"])

@@ -10,6 +10,7 @@ from imdm.models.recognizer import (
     PRESETS,
     Recognizer,
     RecognizerConfig,
+    TemporalConv,
     ViewAdapter,
     box_normalise,
     recognizer_preset,
@@ -168,6 +169,17 @@ def joint_tokens(model: Recognizer, x: torch.Tensor) -> torch.Tensor:
         model(x)
     handle.remove()
     return captured[0]
+
+
+@pytest.mark.parametrize("frames", [8, 9])
+def test_strided_temporal_conv_is_the_strided_convolution(frames: int) -> None:
+    torch.manual_seed(0)
+    layer = TemporalConv(6, 5, stride=2)
+    tokens = torch.randn(2, frames, 3, 6)
+    expected = F.conv2d(tokens.permute(0, 3, 1, 2), layer.conv.weight, layer.conv.bias, stride=(2, 1), padding=(2, 0),
+                        groups=6).permute(0, 2, 3, 1)
+    assert torch.allclose(layer(tokens), expected, atol=1e-6)
+    assert torch.allclose(layer(tokens[:, :, 0]), expected[:, :, 0], atol=1e-6)
 
 
 def test_graph_mixing_moves_information_across_joints() -> None:

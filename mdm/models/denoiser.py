@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from mdm.config import from_dict
 from mdm.errors import ConfigError
+from mdm.models.dropout import Dropout
+from mdm.models.transformer import EncoderLayer
 
 
 @dataclass
@@ -180,12 +182,9 @@ class MotionDenoiser(nn.Module):
         else:
             table = sinusoidal_embedding(torch.arange(config.max_frames + 1), d_model)
             self.register_buffer("positions", table, persistent=False)
-        self.input_dropout = nn.Dropout(config.dropout)
+        self.input_dropout = Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                d_model, config.num_heads, config.ff_dim, config.dropout, activation=config.activation,
-                batch_first=True, norm_first=config.norm_first,
-            )
+            EncoderLayer(d_model, config.num_heads, config.ff_dim, config.dropout, config.activation, config.norm_first)
             for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(d_model) if config.norm_first else nn.Identity()
@@ -280,7 +279,7 @@ class MotionDenoiser(nn.Module):
         for index, layer in enumerate(self.layers):
             if index in injections:
                 hidden = hidden + F.pad(injections[index], (0, 0, 1, 0))
-            hidden = layer(hidden, src_key_padding_mask=padding)
+            hidden = layer(hidden, padding)
         out = self.output_proj(self.final_norm(hidden[:, 1:]))
         return out.reshape(batch, frames, joints, channels)
 
