@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
-from mdm.benchmarks.denoiser_suite import PublishedMDMReplica
+from mdm.benchmarks.denoiser_suite import PublishedMDMReplica, cpu_autocast
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.synthetic import generate_synthetic_dataset
@@ -228,17 +228,6 @@ def _cotrain_step(preset: str, config: SuiteConfig, frames: int, dataset: Motion
     return lambda: trainer.train_step(batch), about
 
 
-def _autocast(job: Callable[[], object], precision: str) -> Callable[[], None]:
-    """``job`` (a published replica's, on the CPU) under the CPU's ``torch.autocast`` to ``precision``
-    (``bf16`` or ``fp16``)."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-
-    def run() -> None:
-        with torch.autocast("cpu", dtype=dtype):
-            job()
-    return run
-
-
 def _published_denoiser_step(config: SuiteConfig, generator: torch.Generator) -> Callable[[], None]:
     """Training step of the published-MDM replica (HumanAct12: 25 x 6 input, 60 frames) at ``train_batch``."""
     paper = denoiser_preset("paper", num_joints=24, num_channels=6, num_classes=config.num_classes)
@@ -301,7 +290,7 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
                 recognizer_step = train_jobs["published_replica"]
                 cotrain_jobs["published_replica"] = lambda: (recognizer_step(), denoiser_step())
                 if config.mixed_precision != "no":
-                    cotrain_jobs["published_replica_autocast"] = _autocast(cotrain_jobs["published_replica"],
+                    cotrain_jobs["published_replica_autocast"] = cpu_autocast(cotrain_jobs["published_replica"],
                                                                            config.mixed_precision)
             for name, seconds in _time_round_robin(cotrain_jobs, config.warmup, train_repeats).items():
                 entry, key = name.removesuffix("_autocast"), f"cotrain_step_ms_{step_key}"

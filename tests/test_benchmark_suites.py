@@ -15,6 +15,9 @@ import pytest
 
 from imdm.benchmarks import SuiteConfig, run_suite
 from imdm.models.recognizer import Recognizer, recognizer_preset
+from mdm.benchmarks.denoiser_suite import SuiteConfig as MDMSuiteConfig
+from mdm.benchmarks.denoiser_suite import run_suite as run_mdm_suite
+from mdm.errors import ConfigError
 from mdm.models import MotionDenoiser, count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
@@ -54,6 +57,20 @@ def test_mdm_suite_through_the_script_reports_the_issue_figures(tmp_path: Path) 
     assert _close(ratios["sample_s_b2_steps3_to_published_replica_sample_s_b2_steps1000_estimate"],
                   results["sample_s_b2_steps3"] / results["published_replica_sample_s_b2_steps1000_estimate"],
                   rel=5e-3)
+
+
+def test_mdm_suite_in_bf16_times_the_replica_as_published_and_under_the_same_autocast() -> None:
+    results = run_mdm_suite(MDMSuiteConfig(preset="tiny", num_joints=5, num_channels=3, num_classes=4, frames=16,
+                                           train_batch=4, sample_batch=2, sample_steps=3, warmup=0, repeats=1,
+                                           threads=1, sampling=False, mixed_precision="bf16"))
+    published = results["published_replica_train_step_ms_b4"]
+    autocast = results["published_replica_train_step_ms_b4_autocast"]
+    assert published > 0 and autocast > 0
+    ratios = results["ratio_ours_to_published"]
+    assert _close(ratios["train_step_ms_b4"], results["train_step_ms_b4"] / published, rel=5e-3)
+    assert _close(ratios["train_step_ms_b4_autocast"], results["train_step_ms_b4"] / autocast, rel=5e-3)
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        MDMSuiteConfig(mixed_precision="int8")
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from mdm.diffusion.sampling import sample
+from mdm.errors import ConfigError
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.models import MotionDenoiser, count_parameters, denoiser_preset, sinusoidal_embedding
 
@@ -52,6 +53,10 @@ class SuiteConfig:
         sampling: also time full DDIM sampling runs (``sample_steps`` model calls each).
         reference_sample_steps: sampling steps of the published code (MDM samples with all
             1000 diffusion steps), for the replica's sampling-time estimate.
+        mixed_precision: precision of our training step: ``no`` (fp32), or ``bf16`` / ``fp16``
+            under the CPU's ``torch.autocast``, as ``MDMTrainConfig.mixed_precision`` trains. The
+            replica's step is timed as published, in fp32, and then also under the same autocast
+            (``published_replica_train_step_ms_bB_autocast``), for a like-for-like ratio.
     """
 
     preset: str = "paper"
@@ -70,6 +75,11 @@ class SuiteConfig:
     reference: bool = True
     sampling: bool = True
     reference_sample_steps: int = 1000
+    mixed_precision: str = "no"
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 
 
 class PublishedMDMReplica(nn.Module):
@@ -143,6 +153,16 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, args: tuple[
     return step
 
 
+def cpu_autocast(job: Callable[[], object], precision: str) -> Callable[[], None]:
+    """``job`` under the CPU's ``torch.autocast`` to ``precision`` (``bf16`` or ``fp16``)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+
+    def run() -> None:
+        with torch.autocast("cpu", dtype=dtype):
+            job()
+    return run
+
+
 def _inference(fn: Callable[[], Tensor]) -> Callable[[], Tensor]:
     def run() -> Tensor:
         with torch.inference_mode():
@@ -171,6 +191,8 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     for name, module in models.items():
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=config.fused_adamw)
         train_jobs[name] = _train_step(module.train(), optimizer, (x, t, y), x)
+        if config.mixed_precision != "no":
+            train_jobs[name] = cpu_autocast(train_jobs[name], config.mixed_precision)
     reference = None
     if config.reference:
         reference = PublishedMDMReplica(
@@ -181,6 +203,9 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
         x_ref = torch.randn(batch, config.num_joints + 1, config.num_channels, frames, generator=generator)
         optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-4)
         train_jobs["published_replica"] = _train_step(reference.train(), optimizer, (x_ref, t, y), x_ref)
+        if config.mixed_precision != "no":
+            train_jobs["published_replica_autocast"] = cpu_autocast(train_jobs["published_replica"],
+                                                                    config.mixed_precision)
     train = _time_round_robin(train_jobs, config.warmup, config.repeats)
 
     for module in (*models.values(), reference):
@@ -250,6 +275,10 @@ def _published_figures(config: SuiteConfig, ours: dict[str, object], reference: 
         f"train_step_ms_b{batch}": _figure(train["ours"]["median_s"] / train["published_replica"]["median_s"]),
         f"forward_ms_b{sb}": _figure(forward[f"ours_batch{sb}"]["median_s"] / reference_forward),
     }
+    if "published_replica_autocast" in train:
+        published[f"published_replica_train_step_ms_b{batch}_autocast"] = _ms(train["published_replica_autocast"])
+        ratios[f"train_step_ms_b{batch}_autocast"] = _figure(
+            train["ours"]["median_s"] / train["published_replica_autocast"]["median_s"])
     sample_key = f"sample_s_b{sb}_steps{steps}"
     if sample_key in ours:
         ratios[f"{sample_key}_to_{estimate_key}"] = _figure(ours[sample_key] / published[estimate_key])
