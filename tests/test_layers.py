@@ -34,6 +34,8 @@ def test_dropout_keeps_the_expectation_and_is_identity_in_evaluation() -> None:
     assert torch.allclose(y[kept], torch.full_like(y[kept], y[kept][0].item()))
     assert y.mean().item() == pytest.approx(1.0, abs=0.01)
     assert torch.equal(layer.eval()(x), x)
+    # A probability that rounds to 1 drops everything instead of dividing by zero.
+    assert torch.equal(Dropout(1 - 1e-6)(x), torch.zeros_like(x))
 
 
 def test_dropout_gradient_follows_the_mask() -> None:

@@ -31,6 +31,8 @@ def cpu_keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[Tensor
     """
     count = math.prod(shape)
     threshold = round(p * _LEVELS)
+    if threshold >= _LEVELS:  # beyond int16, where the comparison below happens
+        return torch.zeros(shape, dtype=torch.bool), 0.0
     # random_() fills an int64 with 63 random bits (the sign bit is 0); each of its four 16-bit
     # pieces, masked to 15 bits, is a uniform number in [0, 2**15).
     words = torch.empty((count + 3) // 4, dtype=torch.int64).random_()
@@ -42,7 +44,8 @@ def cpu_dropout(x: Tensor, p: float) -> Tensor:
     """Training-mode dropout of a CPU tensor with :func:`cpu_keep_mask`: kept values scaled by
     ``1 / keep probability``."""
     keep, keep_probability = cpu_keep_mask(x.shape, p)
-    return x.mul(keep).mul_(1.0 / keep_probability)
+    kept = x.mul(keep)
+    return kept if keep_probability == 0.0 else kept.mul_(1.0 / keep_probability)
 
 
 class Dropout(nn.Dropout):
