@@ -293,8 +293,8 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
                     cotrain_jobs["published_replica_autocast"] = cpu_autocast(cotrain_jobs["published_replica"],
                                                                            config.mixed_precision)
             for name, seconds in _time_round_robin(cotrain_jobs, config.warmup, train_repeats).items():
-                entry, key = name.removesuffix("_autocast"), f"cotrain_step_ms_{step_key}"
-                _record(figures[entry], key + "_autocast" if name.endswith("_autocast") else key, seconds, 1000.0)
+                suffix = "_autocast" if name.endswith("_autocast") else ""
+                _record(figures[name.removesuffix(suffix)], f"cotrain_step_ms_{step_key}{suffix}", seconds, 1000.0)
 
     inference_jobs, clips = {}, {}
     for name, (model, make, _) in models.items():

@@ -53,7 +53,7 @@ from mdm.representation import PositionRepresentation
 from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
 from mdm.training.logs import plot_curves
-from mdm.training.loop import EpochTrainer, make_eval_loader, replace_folder, steps_per_epoch
+from mdm.training.loop import EpochTrainer, check_mixed_precision, make_eval_loader, replace_folder, steps_per_epoch
 from mdm.training.mdm_trainer import fit_feature_stats, single_person
 from mdm.training.objective import DiffusionObjective
 from mdm.training.optim import OptimConfig, make_optimizer
@@ -133,8 +133,7 @@ class CoTrainConfig:
     render_samples: bool = True
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        check_mixed_precision(self.mixed_precision)
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch_size and patience must be positive")
         if self.view_pairs and self.balanced:

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from mdm.diffusion.sampling import sample
-from mdm.errors import ConfigError
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.models import MotionDenoiser, count_parameters, denoiser_preset, sinusoidal_embedding
+from mdm.training.loop import check_mixed_precision
 
 
 @dataclass
@@ -78,8 +78,7 @@ class SuiteConfig:
     mixed_precision: str = "no"
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        check_mixed_precision(self.mixed_precision)
 
 
 class PublishedMDMReplica(nn.Module):

@@ -37,7 +37,7 @@ from mdm.models.denoiser import count_parameters
 from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
 from mdm.training.logs import plot_curves
-from mdm.training.loop import EpochTrainer, replace_folder, steps_per_epoch
+from mdm.training.loop import EpochTrainer, check_mixed_precision, replace_folder, steps_per_epoch
 from mdm.training.mdm_trainer import single_person
 from mdm.training.optim import OptimConfig, make_optimizer
 
@@ -64,8 +64,7 @@ class EvaluatorTrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        check_mixed_precision(self.mixed_precision)
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch_size and patience must be positive")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -54,6 +54,12 @@ def make_eval_loader(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch
                       collate_fn=collate_clips)
 
 
+def check_mixed_precision(value: str) -> None:
+    """ConfigError unless ``value`` is a precision Accelerate trains in here: ``no``, ``bf16`` or ``fp16``."""
+    if value not in ("no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {value!r}")
+
+
 def check_finite(terms: dict[str, float], step: int) -> None:
     """FloatingPointError when a training term is NaN or infinite."""
     if not all(math.isfinite(v) for v in terms.values()):

@@ -31,7 +31,7 @@ from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_prese
 from mdm.representation import NormStats, PositionRepresentation
 from mdm.training.ema import EMA
 from mdm.training.logs import plot_curves
-from mdm.training.loop import CheckpointedRun, RunningMeans, check_finite, make_eval_loader
+from mdm.training.loop import CheckpointedRun, RunningMeans, check_finite, check_mixed_precision, make_eval_loader
 from mdm.training.objective import DiffusionObjective
 from mdm.training.optim import OptimConfig, make_optimizer
 from mdm.training.stopping import StopFlag
@@ -65,8 +65,7 @@ class MDMTrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        check_mixed_precision(self.mixed_precision)
         if self.max_steps < 1 or self.batch_size < 1:
             raise ConfigError("max_steps and batch_size must be positive")
 
