@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from imdm.augment import InputDropConfig, drop_inputs
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.consistency import twin_consistency_loss
 from imdm.models.recognizer import Recognizer, recognizer_preset
@@ -81,6 +82,8 @@ class RecognizerSection:
     triplet_layers: list[int] = field(default_factory=lambda: [-1])
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100))
     ema_decay: float = 0.98
+    input_drop: InputDropConfig = field(default_factory=InputDropConfig)
+    """Occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default."""
     init_from: str | None = None
     """A trained recognizer (its folder, or a run folder holding ``recognizer/``) whose weights start
     training, e.g. to fine-tune on real clips after training on synthetic ones; same architecture."""
@@ -277,7 +280,7 @@ class CoTrainer(EpochTrainer):
         device = self.accelerator.device
         motion, mask, labels = batch["motion"].to(device), batch["mask"].to(device), batch["label"].to(device)
         self.recognizer.train()
-        output = self.recognizer(motion)
+        output = self.recognizer(drop_inputs(motion, config.recognizer.input_drop))
         if self.train_weights is None:
             cross_entropy = F.cross_entropy(output.logits.float(), labels,
                                             label_smoothing=config.recognizer.label_smoothing)
