@@ -4,8 +4,9 @@ SkateFormer's NW-UCLA reader (KAIST-VICLab/SkateFormer, ``feeders/feeder_ucla.py
 of them, each with probability 0.5 per clip: one coordinate axis of the whole clip set to zero (the
 clip seen projected on a plane), and a random set of joints set to zero on a random set of frames
 (a crude stand-in for the joints a depth camera loses to self-occlusion). Here they act on the
-recognizer's input only, after the clip pipeline (centring, view normalisation, rotations), so the
-generator trained on the same batch still sees whole clips.
+recognizer's input only, after the clip pipeline (centring, view normalisation, rotations): the
+generator trained on the same batch still learns to produce whole clips (the recognizer features it
+is conditioned on are those of the occluded input).
 """
 
 from __future__ import annotations
