@@ -12,6 +12,7 @@ import pytest
 from mdm.data.dataset import MotionDataset
 from mdm.data.splits import (
     carve_validation_split,
+    keep_training_share,
     performance_groups,
     performance_id,
     split_counts,
@@ -135,6 +136,37 @@ def test_refusals() -> None:
     with pytest.raises(UserError, match="already has"):
         carve_validation_split(carve_validation_split(dataset, fraction=0.5))
     assert split_counts(dataset) == {"train": 16, "val": 0, "test": 8}
+
+
+def test_training_share_keeps_whole_performances_of_every_class_and_all_held_out_clips() -> None:
+    dataset = carve_validation_split(make_dataset({s: 4 for s in range(1, 6)}), fraction=0.2, seed=0)
+    reduced = keep_training_share(dataset, fraction=0.25, seed=2)
+    for name in ("val", "test"):
+        assert sorted(reduced.split_subset(name).clip_ids) == sorted(dataset.split_subset(name).clip_ids)
+    train_ids = reduced.split_subset("train").clip_ids
+    assert set(train_ids) < set(dataset.split_subset("train").clip_ids)
+    assert len(train_ids) / split_counts(dataset)["train"] == pytest.approx(0.25)
+    views_per_performance = {performance_id(c): sum(performance_id(d) == performance_id(c) for d in train_ids)
+                             for c in train_ids}
+    assert set(views_per_performance.values()) == {2}
+    assert set(reduced.split_subset("train").class_counts().values()) == {0.25 * 16 * 2}
+    assert keep_training_share(dataset, 0.25, seed=2).clip_ids == reduced.clip_ids
+    assert keep_training_share(dataset, 0.25, seed=3).clip_ids != reduced.clip_ids
+    for fraction in (0.0, 1.0):
+        with pytest.raises(ConfigError, match="training share"):
+            keep_training_share(dataset, fraction)
+
+
+def test_data_config_train_fraction_reduces_the_training_split_only() -> None:
+    from mdm.data.sources import DataConfig, load_training_data
+
+    full = load_training_data(DataConfig())
+    reduced = load_training_data(DataConfig(train_fraction=0.5))
+    assert split_counts(reduced)["train"] < split_counts(full)["train"]
+    assert {k: v for k, v in split_counts(reduced).items() if k != "train"} == \
+        {k: v for k, v in split_counts(full).items() if k != "train"}
+    with pytest.raises(ConfigError, match="train_fraction"):
+        DataConfig(train_fraction=0.0)
 
 
 def nw_ucla_dir() -> Path:

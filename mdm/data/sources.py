@@ -15,7 +15,7 @@ import numpy as np
 from mdm import ASSETS_DIR
 from mdm.data.dataset import MotionDataset
 from mdm.data.readers import DEFAULT_MIN_FRAMES, read_dataset
-from mdm.data.splits import carve_validation_split
+from mdm.data.splits import carve_validation_split, keep_training_share
 from mdm.errors import ConfigError, UserError
 
 logger = logging.getLogger("mdm.data")
@@ -43,7 +43,10 @@ class DataConfig:
         min_frames: clips shorter than this are dropped (and logged).
         val_fraction: share of the training clips carved out for validation.
         test_fraction: for data without a split of its own: share held out as test.
-        split_seed: seed of the validation (and test) carving.
+        split_seed: seed of the validation (and test) carving, and of ``train_fraction``'s choice.
+        train_fraction: share of the training clips kept after validation is carved (whole
+            performances, stratified by class); 1 = all. Below 1 it is a low-data setting:
+            validation and test stay whole.
     """
 
     name: str = "synthetic"
@@ -52,10 +55,13 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     split_seed: int = 0
+    train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name not in DATASET_NAMES:
             raise ConfigError(f"unknown dataset {self.name!r}; datasets: {', '.join(DATASET_NAMES)}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"data.train_fraction must lie in (0, 1], got {self.train_fraction}")
 
 
 def _read(config: DataConfig) -> MotionDataset:
@@ -83,7 +89,8 @@ def load_training_data(config: DataConfig) -> MotionDataset:
     """The dataset with a ``split`` of train/val/test, validation carved from training.
 
     A dataset that comes with validation clips keeps them; one without any split gets a
-    grouped test split first (``test_fraction``), logged as such.
+    grouped test split first (``test_fraction``), logged as such. With ``train_fraction`` below 1
+    only that share of the training clips is kept (:func:`keep_training_share`).
     """
     dataset = _read(config)
     if len(dataset) == 0:
@@ -94,4 +101,9 @@ def load_training_data(config: DataConfig) -> MotionDataset:
         dataset = _hold_out_test(dataset, config.test_fraction, config.split_seed)
     if not np.any(dataset.split == "val"):
         dataset = carve_validation_split(dataset, config.val_fraction, config.split_seed)
+    if config.train_fraction < 1.0:
+        before = int(np.sum(dataset.split == "train"))
+        dataset = keep_training_share(dataset, config.train_fraction, config.split_seed)
+        logger.info("low-data setting: kept %d of %d training clips (train_fraction %g, seed %d)",
+                    int(np.sum(dataset.split == "train")), before, config.train_fraction, config.split_seed)
     return dataset

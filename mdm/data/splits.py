@@ -160,6 +160,29 @@ def carve_validation_split(dataset: MotionDataset, fraction: float = 0.1, seed: 
     return replace(dataset, clips=list(dataset.clips), split=new_split)
 
 
+def keep_training_share(dataset: MotionDataset, fraction: float, seed: int = 0) -> MotionDataset:
+    """``dataset`` with only about ``fraction`` of its ``train`` clips: a low-data setting.
+
+    Whole performances are kept or left out together (both views of a performance, see
+    :func:`performance_id`; single clips where ids carry no view tag), chosen class by class
+    with ``seed`` as :func:`carve_validation_split` chooses validation groups, so every class
+    keeps at least one performance. Validation and test clips are all kept.
+
+    Raises:
+        UserError: the dataset has no split.
+        ConfigError: ``fraction`` is not in ``(0, 1)``.
+    """
+    split = _require_split(dataset)
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"training share must lie in (0, 1), got {fraction}")
+    train = np.flatnonzero(split == "train")
+    groups = [performance_id(dataset.clip_ids[i]) for i in train]
+    kept_groups = _choose_groups(groups, dataset.labels[train], fraction, np.random.default_rng(seed))
+    kept_train = {int(i) for i, group in zip(train, groups) if group in kept_groups}
+    keep = [i for i in range(len(dataset)) if split[i] != "train" or i in kept_train]
+    return dataset.subset(keep)
+
+
 def view_fold(dataset: MotionDataset, train_views: list[int], test_views: list[int]) -> MotionDataset:
     """A cross-view fold: the clips of ``train_views`` become ``train``, those of ``test_views``
     become ``test``, and clips of any other view are left out.
