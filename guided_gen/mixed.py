@@ -22,6 +22,7 @@ from mdm.data.archive import read_archive
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.errors import ConfigError, UserError
+from mdm.training.loop import steps_per_epoch
 
 logger = logging.getLogger("guided_gen.mixed")
 SYNTHETIC_PREFIX = "synthetic/"
@@ -38,8 +39,9 @@ class MixConfig:
         ratio: synthetic clips per real training clip, subsampled with the training seed;
             None = every synthetic clip; 0 = real data only (the baseline, same everything else).
         budget: ``real_epochs``: the configured epochs count passes over the real training clips,
-            so a mixed run takes as many optimisation steps as the real-only run (epochs and
-            patience scaled by real / mixed training clips); ``epochs``: passes over the mixed data.
+            so a mixed run takes as many optimisation steps as the real-only run (to within half
+            a mixed epoch: epochs and patience scaled by whole batches per epoch, real over mixed);
+            ``epochs``: passes over the mixed data.
     """
 
     synthetic_weight: float = 1.0
@@ -146,8 +148,10 @@ def budgeted(config: CoTrainConfig, mixed: MixedDataset, budget: str) -> CoTrain
     counts = mixed.counts()
     if budget == "epochs" or counts["train_synthetic"] == 0:
         return config
-    share = counts["train_real"] / (counts["train_real"] + counts["train_synthetic"])
-    return replace(config, epochs=max(1, round(config.epochs * share)), patience=max(1, round(config.patience * share)))
+    real_steps = config.epochs * steps_per_epoch(counts["train_real"], config.batch_size)
+    mixed_per_epoch = steps_per_epoch(counts["train_real"] + counts["train_synthetic"], config.batch_size)
+    epochs = max(1, round(real_steps / mixed_per_epoch))
+    return replace(config, epochs=epochs, patience=max(1, round(config.patience * epochs / config.epochs)))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
 from mdm.data.splits import carve_validation_split
 from mdm.errors import ConfigError, UserError
+from mdm.training.loop import steps_per_epoch
 from toy_data import toy_archive, toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +78,13 @@ def test_synthetic_data_of_other_classes_or_skeleton_is_refused() -> None:
 def test_budget_keeps_the_real_only_number_of_steps(tmp_path: Path) -> None:
     config = replace(toy_run_config(tmp_path / "toy.npz", epochs=30), patience=10)
     mixed = mix_datasets(_real(), _synthetic(), MixConfig(ratio=1.0), 0)
+    counts = mixed.counts()
     same_steps = budgeted(config, mixed, "real_epochs")
-    assert (same_steps.epochs, same_steps.patience) == (15, 5)
+    real_steps = config.epochs * steps_per_epoch(counts["train_real"], config.batch_size)
+    mixed_per_epoch = steps_per_epoch(counts["train_real"] + counts["train_synthetic"], config.batch_size)
+    assert abs(same_steps.epochs * mixed_per_epoch - real_steps) <= mixed_per_epoch / 2
+    assert same_steps.epochs < config.epochs
+    assert same_steps.patience == round(config.patience * same_steps.epochs / config.epochs)
     assert budgeted(config, mixed, "epochs") == config
     assert budgeted(config, mix_datasets(_real(), _synthetic(), MixConfig(ratio=0.0), 0), "real_epochs") == config
 
