@@ -152,6 +152,9 @@ def test_training_share_keeps_whole_performances_of_every_class_and_all_held_out
     assert set(reduced.split_subset("train").class_counts().values()) == {0.25 * 16 * 2}
     assert keep_training_share(dataset, 0.25, seed=2).clip_ids == reduced.clip_ids
     assert keep_training_share(dataset, 0.25, seed=3).clip_ids != reduced.clip_ids
+    one_performance = dataset.subset([i for i, c in enumerate(dataset.clip_ids)
+                                      if not (c.startswith("a00_") and dataset.split[i] == "train" and "_s01_e00" not in c)])
+    assert keep_training_share(one_performance, 0.25, seed=2).split_subset("train").class_counts()["c0"] == 2
     for fraction in (0.0, 1.0):
         with pytest.raises(ConfigError, match="training share"):
             keep_training_share(dataset, fraction)

@@ -177,7 +177,12 @@ def keep_training_share(dataset: MotionDataset, fraction: float, seed: int = 0) 
         raise ConfigError(f"training share must lie in (0, 1), got {fraction}")
     train = np.flatnonzero(split == "train")
     groups = [performance_id(dataset.clip_ids[i]) for i in train]
-    kept_groups = _choose_groups(groups, dataset.labels[train], fraction, np.random.default_rng(seed))
+    labels = dataset.labels[train]
+    kept_groups = _choose_groups(groups, labels, fraction, np.random.default_rng(seed))
+    for label in np.unique(labels):
+        class_groups = {group for group, of in zip(groups, labels) if of == label}
+        if len(class_groups) == 1:
+            kept_groups |= class_groups
     kept_train = {int(i) for i, group in zip(train, groups) if group in kept_groups}
     keep = [i for i in range(len(dataset)) if split[i] != "train" or i in kept_train]
     return dataset.subset(keep)
