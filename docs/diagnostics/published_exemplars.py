@@ -39,7 +39,7 @@ class PublishedProtocolRun(CoTrainedRun):
         test_clips: the exemplars: the run's test clips, their split relabelled ``train``.
     """
 
-    test_clips: MotionDataset | None = None
+    test_clips: MotionDataset
 
     def exemplar_bank(self, train_set: MotionDataset, batch_size: int = 64) -> ExemplarBank:
         """Features of the test clips (``train_set`` is ignored)."""
