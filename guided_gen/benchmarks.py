@@ -26,7 +26,7 @@ from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm import ASSETS_DIR
 from mdm.config import load_yaml, merge
 from mdm.data.splits import carve_validation_split
-from mdm.data.synthetic import generate_synthetic_dataset
+from mdm.data.procedural import generate_procedural_dataset
 from mdm.generator import MotionGenerator
 
 
@@ -58,7 +58,7 @@ def fresh_models(preset: str, seed: int) -> tuple[MotionGenerator, TrainedRecogn
     """Freshly initialised generator and recognizer of a co-training preset, and an exemplar bank."""
     config = merge(CoTrainConfig(), load_yaml(ASSETS_DIR / "configs" / "cotrain" / f"{preset}.yaml"), preset)
     config = merge(config, {"seed": seed})
-    dataset = carve_validation_split(generate_synthetic_dataset(seed=seed, clips_per_class=12), 0.1, seed)
+    dataset = carve_validation_split(generate_procedural_dataset(seed=seed, clips_per_class=12), 0.1, seed)
     with tempfile.TemporaryDirectory() as folder:
         trainer = CoTrainer(config, folder, progress=False, dataset=dataset)
     generator = MotionGenerator(trainer.generator_spec, trainer.denoiser_ema.model, trainer.objective.stats)

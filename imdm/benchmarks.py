@@ -22,7 +22,7 @@ with the backward pass) and the machine's load.
 The co-training step is :meth:`imdm.training.cotrain.CoTrainer.train_step` (cross-entropy,
 triplet loss and feature-conditioned diffusion loss, one backward, both optimizers, EMA
 updates) at the recognizer preset paired with the denoiser preset of :data:`DENOISER_FOR_PRESET`,
-on one batch of the built-in procedural dataset (:mod:`mdm.data.synthetic`, Kinect v1, 12
+on one batch of the built-in procedural dataset (:mod:`mdm.data.procedural`, Kinect v1, 12
 classes), generated in memory.
 """
 
@@ -47,7 +47,7 @@ from imdm.triplet import batch_hard_triplet_loss
 from mdm.benchmarks.denoiser_suite import PublishedMDMReplica, cpu_autocast
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
-from mdm.data.synthetic import generate_synthetic_dataset
+from mdm.data.procedural import generate_procedural_dataset
 from mdm.models import count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
@@ -279,7 +279,7 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
 
     if config.cotrain:
         # Subjects 1-7 of every 10 clips of a class are training clips: 84 of each 120 clips.
-        dataset = generate_synthetic_dataset(seed=0, clips_per_class=10 * math.ceil(config.train_batch / 84))
+        dataset = generate_procedural_dataset(seed=0, clips_per_class=10 * math.ceil(config.train_batch / 84))
         with tempfile.TemporaryDirectory() as tmp:
             cotrain_jobs: dict[str, Callable[[], object]] = {}
             for preset in config.presets:

@@ -59,7 +59,7 @@ def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], defa
     """Flags every training script shares (dataset, preset, config, output, seed, resume, budget)."""
     from mdm.data.sources import DATASET_NAMES
 
-    parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to train on (default: synthetic, "
+    parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to train on (default: procedural, "
                         "the built-in procedural dataset)")
     parser.add_argument("--data-root", help="the dataset's folder or file (an .npz for --dataset archive); "
                         "default: its place under datasets/")

@@ -1,6 +1,6 @@
 """Sample class-conditioned motions from a trained generator into a motion archive.
 
-    python run/mdm_sample.py --checkpoint outputs/mdm_train/synthetic-cpu-seed0 \
+    python run/mdm_sample.py --checkpoint outputs/mdm_train/procedural-cpu-seed0 \
         --classes all --num-per-class 4 --steps 50 [--guidance-scale 2.5] [--seed 0] --out samples.npz \
         [--sheet samples.png]
 """

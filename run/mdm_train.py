@@ -2,7 +2,7 @@
 
     python run/mdm_train.py                                   # built-in data, cpu preset
     python run/mdm_train.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe
-    python run/mdm_train.py --resume outputs/mdm_train/synthetic-cpu-seed0
+    python run/mdm_train.py --resume outputs/mdm_train/procedural-cpu-seed0
     accelerate launch --multi_gpu --num_processes 4 run/mdm_train.py --preset paper ...
 
 Writes the run folder: config.yaml, checkpoints/, log.csv, loss_curves.png, generator/.

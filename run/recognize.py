@@ -1,6 +1,6 @@
 """Classify the clips of a motion archive with a trained recognizer.
 
-    python run/recognize.py --checkpoint outputs/mdm_imdm_cotrain/synthetic-cpu-seed0 clips.npz [--json] [--top 3]
+    python run/recognize.py --checkpoint outputs/mdm_imdm_cotrain/procedural-cpu-seed0 clips.npz [--json] [--top 3]
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
-from mdm.data.synthetic import CLASS_NAMES, generate_synthetic_dataset
+from mdm.data.procedural import CLASS_NAMES, generate_procedural_dataset
 from mdm.render import View, render_video
 from mdm.skeleton import Skeleton
 
@@ -42,7 +42,7 @@ class SuiteConfig:
 
 def benchmark_clip(frames: int, seed: int) -> tuple[np.ndarray, Skeleton]:
     """A person-shaped moving clip float32 ``[frames, 20, 3]`` and its skeleton (kinect_v1)."""
-    dataset = generate_synthetic_dataset(seed=seed, clips_per_class=1, num_subjects=2, num_test_subjects=1,
+    dataset = generate_procedural_dataset(seed=seed, clips_per_class=1, num_subjects=2, num_test_subjects=1,
                                          min_frames=frames, max_frames=frames)
     index = int(np.flatnonzero(dataset.labels == CLASS_NAMES.index("walk_in_place"))[0])
     return dataset.clips[index], dataset.skeleton

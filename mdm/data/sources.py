@@ -1,6 +1,6 @@
 """Named datasets for the training scripts: read, split into train/val/test, report.
 
-``--dataset`` names map to readers; ``synthetic`` is the built-in procedural dataset. The
+``--dataset`` names map to readers; ``procedural`` is the built-in procedural dataset. The
 validation split is always carved from the training clips (never from test), seeded.
 """
 
@@ -21,7 +21,7 @@ from mdm.errors import ConfigError, UserError
 logger = logging.getLogger("mdm.data")
 
 REPO_DIR = ASSETS_DIR.parent
-DATASET_NAMES = ("synthetic", "nw-ucla", "humanact12", "humanact12poses", "ntu13", "ntu-skeleton", "archive")
+DATASET_NAMES = ("procedural", "nw-ucla", "humanact12", "humanact12poses", "ntu13", "ntu-skeleton", "archive")
 DEFAULT_ROOTS = {
     "nw-ucla": REPO_DIR / "datasets" / "NW-UCLA" / "all_sqe",
     "humanact12": REPO_DIR / "datasets" / "HumanAct12" / "humanact12",
@@ -49,7 +49,7 @@ class DataConfig:
             validation and test stay whole.
     """
 
-    name: str = "synthetic"
+    name: str = "procedural"
     root: str | None = None
     min_frames: int = DEFAULT_MIN_FRAMES
     val_fraction: float = 0.1
@@ -65,8 +65,8 @@ class DataConfig:
 
 
 def _read(config: DataConfig) -> MotionDataset:
-    if config.name == "synthetic":
-        from mdm.data.synthetic import load_default_dataset
+    if config.name == "procedural":
+        from mdm.data.procedural import load_default_dataset
 
         return load_default_dataset() if config.root is None else load_default_dataset(cache_dir=Path(config.root))
     if config.root is None and config.name == "archive":

@@ -6,7 +6,7 @@ Kinect v1 tree, per-subject bone lengths) and placed like NW-UCLA: camera coordi
 metres, y up, the body about 3 m in front of the camera along +z, facing it (the performer's
 left at -x). Each clip varies in tempo, amplitude, phase, start time, length, style variant
 (e.g. arms raised forward or sideways), camera yaw and tilt and position, and carries
-Kinect-like sensor noise measured against NW-UCLA. Ten synthetic subjects, each with own body,
+Kinect-like sensor noise measured against NW-UCLA. Ten made-up subjects, each with own body,
 tempo, habits and handedness (left-handers perform the mirror image), perform every class;
 the last three form the test split.
 
@@ -34,7 +34,7 @@ GENERATOR_VERSION = "procedural-v1"
 """Changes whenever the generator's output changes; part of the source string and cache name."""
 FPS = 30.0
 DEFAULT_CLIPS_PER_CLASS = 48
-DEFAULT_CACHE_DIR = ASSETS_DIR.parent / "datasets" / "synthetic"
+DEFAULT_CACHE_DIR = ASSETS_DIR.parent / "datasets" / "procedural"
 
 CLASS_DESCRIPTIONS: dict[str, str] = {
     "wave": "waves one hand above the shoulder, forearm swinging side to side",
@@ -503,7 +503,7 @@ def _check_options(clips_per_class: int, num_subjects: int, num_test_subjects: i
     ]
     for ok, problem in problems:
         if not ok:
-            raise ConfigError(f"synthetic dataset: {problem}")
+            raise ConfigError(f"procedural dataset: {problem}")
 
 
 def _draw_clips(rng: np.random.Generator, subjects: _Subjects, labels: np.ndarray, subject: np.ndarray,
@@ -570,7 +570,7 @@ def _tilt(positions: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
     return np.einsum("abn,ntjb->ntja", _rotations(angles), positions)
 
 
-def generate_synthetic_dataset(
+def generate_procedural_dataset(
     seed: int = 0,
     clips_per_class: int = DEFAULT_CLIPS_PER_CLASS,
     num_subjects: int = 10,
@@ -586,7 +586,7 @@ def generate_synthetic_dataset(
     Args:
         seed: the same seed gives identical arrays.
         clips_per_class: clips of each class, spread evenly over the subjects.
-        num_subjects: synthetic performers (ids 1..S), each with own bone lengths, tempo and style.
+        num_subjects: made-up performers (ids 1..S), each with own bone lengths, tempo and style.
         num_test_subjects: the last ones form the ``test`` split, the others ``train``.
         min_frames, max_frames: range of clip lengths at 30 fps.
         max_yaw_deg: camera yaw drawn in ``[-max, max]``; ``views`` 1/2/3 are its thirds.
@@ -632,7 +632,7 @@ def generate_synthetic_dataset(
         clip_ids=[f"syn_a{labels[i]:02d}_s{subject_ids[i]:02d}_e{episode[i]:02d}_v{views[i]:02d}" for i in range(n)],
         split=np.where(subject_ids > num_subjects - num_test_subjects, "test", "train"),
         fps=FPS,
-        source=f"synthetic:{GENERATOR_VERSION} seed={seed}",
+        source=f"{GENERATOR_VERSION} seed={seed}",
     )
 
 
@@ -647,7 +647,7 @@ def load_default_dataset(cache_dir: Path = DEFAULT_CACHE_DIR, seed: int = 0) -> 
     A cached file that cannot be read, or that another generator version wrote, is regenerated.
     """
     path = cache_path(cache_dir, seed)
-    expected_source = f"synthetic:{GENERATOR_VERSION} seed={seed}"
+    expected_source = f"{GENERATOR_VERSION} seed={seed}"
     if path.is_file():
         try:
             cached = read_archive(path)
@@ -655,7 +655,7 @@ def load_default_dataset(cache_dir: Path = DEFAULT_CACHE_DIR, seed: int = 0) -> 
             cached = None
         if cached is not None and cached.source == expected_source:
             return cached
-    dataset = generate_synthetic_dataset(seed=seed)
+    dataset = generate_procedural_dataset(seed=seed)
     write_archive(dataset, path)
     return dataset
 

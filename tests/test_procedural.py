@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdm.data import synthetic
+from mdm.data import procedural
 from mdm.data.archive import read_archive
 from mdm.data.dataset import MotionDataset
-from mdm.data.synthetic import (
+from mdm.data.procedural import (
     CLASS_NAMES,
     FPS,
     cache_path,
-    generate_synthetic_dataset,
+    generate_procedural_dataset,
     load_default_dataset,
     nearest_centroid_accuracy,
 )
@@ -29,19 +29,19 @@ STANDING = ("wave", "raise_one_arm", "punch", "clap", "raise_both_arms", "bow")
 
 @pytest.fixture(scope="module")
 def default() -> MotionDataset:
-    return generate_synthetic_dataset(seed=0)
+    return generate_procedural_dataset(seed=0)
 
 
 @pytest.fixture(scope="module")
 def clean() -> MotionDataset:
     """Noise-free, level camera: exact kinematics to check bodies and motions against."""
-    return generate_synthetic_dataset(seed=5, clips_per_class=10, noise_std=0.0, max_pitch_deg=0.0)
+    return generate_procedural_dataset(seed=5, clips_per_class=10, noise_std=0.0, max_pitch_deg=0.0)
 
 
 @pytest.fixture(scope="module")
 def facing() -> MotionDataset:
     """Noise-free, every performer facing a level camera."""
-    return generate_synthetic_dataset(seed=2, clips_per_class=4, max_yaw_deg=0.0, max_pitch_deg=0.0, noise_std=0.0)
+    return generate_procedural_dataset(seed=2, clips_per_class=4, max_yaw_deg=0.0, max_pitch_deg=0.0, noise_std=0.0)
 
 
 def clips_of(dataset: MotionDataset, name: str) -> list[np.ndarray]:
@@ -57,7 +57,7 @@ def test_layout_and_metadata(default: MotionDataset) -> None:
         assert clip.dtype == np.float32 and clip.shape[1:] == (20, 3) and 40 <= clip.shape[0] <= 80
         assert np.all(np.isfinite(clip))
     assert default.fps == FPS == 30.0
-    assert default.source == "synthetic:procedural-v1 seed=0"
+    assert default.source == "procedural-v1 seed=0"
     assert set(default.views.tolist()) == {1, 2, 3}
     assert set(default.subjects.tolist()) == set(range(1, 11))
     assert len(set(default.clip_ids)) == len(default)
@@ -83,9 +83,9 @@ def test_subject_disjoint_split(default: MotionDataset) -> None:
 
 
 def test_deterministic_from_seed() -> None:
-    first = generate_synthetic_dataset(seed=3, clips_per_class=4)
-    again = generate_synthetic_dataset(seed=3, clips_per_class=4)
-    other = generate_synthetic_dataset(seed=4, clips_per_class=4)
+    first = generate_procedural_dataset(seed=3, clips_per_class=4)
+    again = generate_procedural_dataset(seed=3, clips_per_class=4)
+    other = generate_procedural_dataset(seed=4, clips_per_class=4)
     assert all(np.array_equal(a, b) for a, b in zip(first.clips, again.clips, strict=True))
     assert np.array_equal(first.views, again.views) and first.clip_ids == again.clip_ids
     assert not np.array_equal(first.clips[0][:40], other.clips[0][:40])
@@ -201,11 +201,11 @@ def test_nearest_centroid_closed_form() -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ConfigError, match="clips_per_class"):
-        generate_synthetic_dataset(clips_per_class=0)
+        generate_procedural_dataset(clips_per_class=0)
     with pytest.raises(ConfigError, match="num_test_subjects"):
-        generate_synthetic_dataset(num_subjects=3, num_test_subjects=3)
+        generate_procedural_dataset(num_subjects=3, num_test_subjects=3)
     with pytest.raises(ConfigError, match="min_frames"):
-        generate_synthetic_dataset(min_frames=50, max_frames=40)
+        generate_procedural_dataset(min_frames=50, max_frames=40)
 
 
 def test_cache_round_trip(tmp_path: Path, default: MotionDataset, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +214,7 @@ def test_cache_round_trip(tmp_path: Path, default: MotionDataset, monkeypatch: p
     assert path.name == "procedural_v1_seed0.npz" and path.is_file()
 
     calls = []
-    monkeypatch.setattr(synthetic, "generate_synthetic_dataset", lambda seed: calls.append(seed) or default)
+    monkeypatch.setattr(procedural, "generate_procedural_dataset", lambda seed: calls.append(seed) or default)
     cached = load_default_dataset(cache_dir=tmp_path, seed=0)
     assert calls == []  # read from the cache, not generated again
     for dataset in (first, cached):
@@ -231,14 +231,14 @@ def test_cache_round_trip(tmp_path: Path, default: MotionDataset, monkeypatch: p
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    script = Path(__file__).resolve().parents[1] / "run" / "make_synthetic_dataset.py"
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", script)
+    script = Path(__file__).resolve().parents[1] / "run" / "make_procedural_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_procedural_dataset", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "small.npz"
     assert module.main(["--seed", "1", "--clips-per-class", "10", "--out", str(out)]) == 0
     dataset = read_archive(out)
-    assert len(dataset) == 10 * len(CLASS_NAMES) and dataset.source == "synthetic:procedural-v1 seed=1"
+    assert len(dataset) == 10 * len(CLASS_NAMES) and dataset.source == "procedural-v1 seed=1"
     assert "nearest-centroid" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="--out"):
         module.main(["--clips-per-class", "10"])

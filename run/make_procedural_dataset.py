@@ -1,8 +1,8 @@
 """Generate the built-in procedural dataset (the default when no dataset is named) as a motion archive.
 
 Examples:
-    python run/make_synthetic_dataset.py                  # (re)build datasets/synthetic/procedural_v1_seed0.npz
-    python run/make_synthetic_dataset.py --seed 1 --clips-per-class 100 --out /tmp/big.npz
+    python run/make_procedural_dataset.py                  # (re)build datasets/procedural/procedural_v1_seed0.npz
+    python run/make_procedural_dataset.py --seed 1 --clips-per-class 100 --out /tmp/big.npz
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 from mdm.cli import run_main
 from mdm.data.archive import write_archive
-from mdm.data.synthetic import (
+from mdm.data.procedural import (
     DEFAULT_CACHE_DIR,
     DEFAULT_CLIPS_PER_CLASS,
     cache_path,
-    generate_synthetic_dataset,
+    generate_procedural_dataset,
     nearest_centroid_accuracy,
 )
 from mdm.errors import ConfigError
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out if args.out is not None else cache_path(DEFAULT_CACHE_DIR, args.seed)
 
     start = time.perf_counter()
-    dataset = generate_synthetic_dataset(seed=args.seed, clips_per_class=args.clips_per_class)
+    dataset = generate_procedural_dataset(seed=args.seed, clips_per_class=args.clips_per_class)
     seconds = time.perf_counter() - start
     write_archive(dataset, out)
     accuracy = nearest_centroid_accuracy(dataset.split_subset("train"), dataset.split_subset("test"))
