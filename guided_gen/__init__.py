@@ -3,5 +3,5 @@
 Modules: ``guidance`` (feature, classifier-free and classifier guidance; exemplar bank),
 ``cotrained`` (a run folder as the source of generation), ``filtering`` (confidence and
 near-copy filters), ``synthesis`` (sharded, resumable synthesis into one archive), ``mixed``
-(real + synthetic training data and retraining), ``benchmarks`` (the ``generation`` suite).
+(real + synthetic training data and retraining).
 """

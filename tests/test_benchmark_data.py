@@ -1,4 +1,4 @@
-"""The data benchmark suite and run/benchmark.py, on a tiny NW-UCLA-format folder."""
+"""The data benchmark suite and benchmarks/run.py, on a tiny NW-UCLA-format folder."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from format_files import write_nw_ucla_clip
 
-from mdm.benchmarks.data_suite import SuiteConfig, run_suite
+from benchmarks.data_suite import SuiteConfig, run_suite
 
-SCRIPT = Path(__file__).resolve().parents[1] / "run" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
 @pytest.fixture

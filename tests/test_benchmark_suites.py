@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from imdm.benchmarks import SuiteConfig, run_suite
+from benchmarks.imdm_suite import SuiteConfig, run_suite
+from benchmarks.mdm_suite import SuiteConfig as MDMSuiteConfig
+from benchmarks.mdm_suite import run_suite as run_mdm_suite
 from imdm.models.recognizer import Recognizer, recognizer_preset
-from mdm.benchmarks.denoiser_suite import SuiteConfig as MDMSuiteConfig
-from mdm.benchmarks.denoiser_suite import run_suite as run_mdm_suite
 from mdm.errors import ConfigError
 from mdm.models import MotionDenoiser, count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
-SCRIPT = Path(__file__).resolve().parents[1] / "run" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
 def _close(a: float, b: float, rel: float = 2e-3) -> bool:

@@ -1,12 +1,11 @@
-"""The diagnostic of the published protocol (docs/diagnostics): its exemplars are the test clips."""
+"""The diagnostic of the published protocol (benchmarks/diagnostics): its exemplars are the test clips."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.diagnostics.published_exemplars import with_test_exemplars
 from guided_gen.cotrained import CoTrainedRun
 from guided_gen.filtering import FilterConfig
 from guided_gen.guidance import ExemplarBank, GuidanceConfig
@@ -14,26 +13,15 @@ from guided_gen.synthesis import Synthesis, SynthesisConfig
 from guided_toy_run import one_torch_thread, toy_run  # noqa: F401 (autouse fixture)
 from mdm.data.sources import load_training_data
 
-SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "diagnostics" / "published_exemplars.py"
-
-
-@pytest.fixture(scope="module")
-def diagnostic():  # noqa: ANN201 (a module loaded from its file)
-    spec = importlib.util.spec_from_file_location("published_exemplars", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> CoTrainedRun:
     return CoTrainedRun.load(toy_run(tmp_path_factory))
 
 
-def test_exemplars_are_the_test_clips_with_their_true_labels(diagnostic, run: CoTrainedRun, tmp_path: Path) -> None:
+def test_exemplars_are_the_test_clips_with_their_true_labels(run: CoTrainedRun, tmp_path: Path) -> None:
     test = load_training_data(run.config.data).split_subset("test")
-    leaky = diagnostic.with_test_exemplars(run, pseudo_labels=False)
+    leaky = with_test_exemplars(run, pseudo_labels=False)
     config = SynthesisConfig(guidance=GuidanceConfig(feature=1.0, steps=2), per_class=2, batch_size=6,
                              filters=FilterConfig(min_confidence=0.0, copy_threshold=0.0))
     synthesis = Synthesis(leaky, config, tmp_path / "leak.npz")
@@ -47,9 +35,9 @@ def test_exemplars_are_the_test_clips_with_their_true_labels(diagnostic, run: Co
     assert set(synthesis.train_set.clip_ids).isdisjoint(test.clip_ids)  # the near-copy filter stays on training clips
 
 
-def test_pseudo_labels_are_the_recognizers_predictions(diagnostic, run: CoTrainedRun) -> None:
+def test_pseudo_labels_are_the_recognizers_predictions(run: CoTrainedRun) -> None:
     test = load_training_data(run.config.data).split_subset("test")
-    bank = diagnostic.with_test_exemplars(run, pseudo_labels=True).exemplar_bank(run.training_clips())
+    bank = with_test_exemplars(run, pseudo_labels=True).exemplar_bank(run.training_clips())
     assert bank.clip_ids == test.clip_ids
     assert np.array_equal(bank.labels, run.recognizer.predict(test).argmax(1))
 

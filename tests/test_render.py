@@ -14,7 +14,7 @@ import torch
 import trimesh
 from render_files import kinect_clip, smpl_rest_joints, write_fake_smpl_model
 
-from mdm.benchmarks.render_suite import SuiteConfig, run_suite
+from benchmarks.render_suite import SuiteConfig, run_suite
 from mdm.errors import ConfigError, UserError
 from mdm.render import View, check_video_path, render_frames, render_video, write_video
 from mdm.render.figure import facing_azimuth, resolve_grid, to_plot

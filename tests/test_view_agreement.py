@@ -1,15 +1,18 @@
-"""Agreement of the view normalisation across the cameras of one performance."""
+"""Agreement of the view normalisation across the cameras of one performance (benchmarks/diagnostics)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.diagnostics.view_agreement import main, residual_yaw_deg, view_agreement
+from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
-from mdm.data.transforms import recognition_pipeline, rotate_vertical
-from mdm.data.view_agreement import residual_yaw_deg, view_agreement
+from mdm.data.transforms import VIEW_REFERENCES, recognition_pipeline, rotate_vertical
 from mdm.errors import ConfigError
 from tests.toy_data import toy_dataset
 
@@ -51,3 +54,15 @@ def test_view_agreement_measures_what_the_normalisation_leaves() -> None:
 def test_view_agreement_refuses_data_without_two_views_of_a_performance() -> None:
     with pytest.raises(ConfigError, match="no two train clips show one performance"):
         view_agreement(toy_dataset(clips_per_class=2), recognition_pipeline())
+
+
+def test_the_script_prints_and_writes_one_summary_per_view_reference(tmp_path: Path, capsys) -> None:
+    archive = write_archive(two_camera_dataset(np.full(6, 90.0)), tmp_path / "two_cameras.npz")
+    out = tmp_path / "agreement.json"
+    assert main(["--dataset", "archive", "--data-root", str(archive), "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["split"] == "train" and list(figures["references"]) == list(VIEW_REFERENCES)
+    for summary in figures["references"].values():
+        assert summary["pairs"] >= 1 and summary["median_deg"] < 0.5
+    printed = capsys.readouterr().out
+    assert all(reference in printed for reference in VIEW_REFERENCES)

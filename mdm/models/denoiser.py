@@ -102,7 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default: about 2.3 M parameters and 8x fewer FLOPs per token than `paper`; measured
     # side by side on 2 CPU threads, its training step (batch 64 x 60 frames) takes about 1/6
     # of `paper`'s (about 0.4 s where `paper` takes the published code's 2.4 s): a thousand
-    # steps in minutes (`mdm.benchmarks.denoiser_suite`).
+    # steps in minutes (`benchmarks/mdm_suite.py`).
     "cpu": dict(d_model=256, num_layers=4, num_heads=4, ff_dim=512, norm_first=True),
     # MDM's HumanAct12 configuration: 8 post-norm layers, 512 wide, 4 heads, feed-forward 1024,
     # GELU, dropout 0.1, sinusoidal positions, condition dropout 0.1 (about 17.5 M parameters).

@@ -1,10 +1,10 @@
 """Run one benchmark suite and write its figures as JSON.
 
-    python run/benchmark.py --suite data [--out outputs/bench_data.json] [--set read_repeats=5]
-    python run/benchmark.py --suite mdm --preset paper --out outputs/bench_mdm_paper.json
+    python benchmarks/run.py --suite data [--out outputs/bench_data.json] [--set read_repeats=5]
+    python benchmarks/run.py --suite mdm --preset paper --out outputs/bench_mdm_paper.json
 
-Each suite is a module exposing ``SuiteConfig`` (a dataclass of its options, all with
-defaults) and ``run_suite(config) -> dict`` (JSON-ready figures); add a suite by adding
+Each suite is a module of ``benchmarks/`` exposing ``SuiteConfig`` (a dataclass of its options,
+all with defaults) and ``run_suite(config) -> dict`` (JSON-ready figures); add a suite by adding
 one line to :data:`SUITES`. The JSON holds the command, the machine, the resolved config
 and the figures, so every number can be traced to how it was produced.
 """
@@ -26,12 +26,15 @@ import numpy as np
 from mdm.cli import parse_key_value, run_main
 from mdm.config import from_dict, load_yaml, merge, to_dict
 
+# benchmarks/ is not installed: the repository root on the path lets SUITES' modules import.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 SUITES: dict[str, str] = {
-    "data": "mdm.benchmarks.data_suite",
-    "mdm": "mdm.benchmarks.denoiser_suite",
-    "imdm": "imdm.benchmarks",
-    "generation": "guided_gen.benchmarks",
-    "render": "mdm.benchmarks.render_suite",
+    "data": "benchmarks.data_suite",
+    "mdm": "benchmarks.mdm_suite",
+    "imdm": "benchmarks.imdm_suite",
+    "generation": "benchmarks.generation_suite",
+    "render": "benchmarks.render_suite",
 }
 """Suite name -> module with ``SuiteConfig`` and ``run_suite``."""
 

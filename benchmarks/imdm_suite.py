@@ -7,7 +7,7 @@ change on a shared machine hits them alike and their ratios stay comparable insi
 With ``reference`` on, a replica of the published recognizer (``I_MDM_SkateTrans``, at its
 published input: 2 persons x 25 joints x 6 features) is timed beside ours, and for the
 co-training step the published pair: its training step followed by that of the published-MDM
-replica (:class:`mdm.benchmarks.denoiser_suite.PublishedMDMReplica`, HumanAct12's 25 x 6 input),
+replica (:class:`benchmarks.mdm_suite.PublishedMDMReplica`, HumanAct12's 25 x 6 input),
 each with its own AdamW; the published code's feature injection crashes on mismatched shapes,
 so the pair runs without it.
 
@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.mdm_suite import PublishedMDMReplica, cpu_autocast
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
-from mdm.benchmarks.denoiser_suite import PublishedMDMReplica, cpu_autocast
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.procedural import generate_procedural_dataset

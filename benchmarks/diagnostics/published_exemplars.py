@@ -10,7 +10,7 @@ exemplar bank holds the run's test clips, with their true labels or (``--pseudo-
 the labels the run's recognizer predicts for them (unlabelled test clips). The filters are the
 defaults; the near-copy filter still compares with the training clips.
 
-    python docs/diagnostics/published_exemplars.py --run RUN --per-class 60 --seed 0 --out leak.npz [--pseudo-labels]
+    python benchmarks/diagnostics/published_exemplars.py --run RUN --per-class 60 --out leak.npz [--pseudo-labels]
 """
 
 from __future__ import annotations

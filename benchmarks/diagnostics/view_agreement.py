@@ -1,23 +1,32 @@
-"""How well a clip pipeline's view normalisation agrees across cameras.
+"""DIAGNOSTIC: how well the recognizers' view normalisation agrees across cameras, per view reference.
+
+    python benchmarks/diagnostics/view_agreement.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe
+    python benchmarks/diagnostics/view_agreement.py --dataset archive --data-root nw_ucla.npz --json out.json
 
 Multi-view datasets (NW-UCLA, NTU RGB+D) film each performance with several cameras at once, so
 after a good view normalisation the clips of one performance should face the same way. For every
-two clips of one performance (clip ids that differ only by a view tag such as ``_v01``), both put
-through the pipeline's evaluation transform, :func:`residual_yaw_deg` is the turn about the
-vertical axis that still separates them. Read only training views: the test view stays out.
+two clips of one performance (clip ids that differ only by a view tag such as ``_v01``) in the
+chosen split (training by default: the test view stays out), both put through the recognition
+pipeline's evaluation transform, :func:`residual_yaw_deg` is the turn about the vertical axis that
+still separates them; one line per ``view_reference`` (``first_frame``, ``clip``).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
+from mdm.cli import run_main
 from mdm.data.dataset import MotionDataset
+from mdm.data.sources import DATASET_NAMES, DataConfig, load_training_data
 from mdm.data.splits import performance_groups
-from mdm.data.transforms import ClipPipelineConfig, prepare_clip
+from mdm.data.transforms import VIEW_REFERENCES, ClipPipelineConfig, prepare_clip, recognition_pipeline
 from mdm.errors import ConfigError
 
 
@@ -84,3 +93,33 @@ def view_agreement(dataset: MotionDataset, pipeline: ClipPipelineConfig, split: 
     up = dataset.skeleton.up_axis
     yaw = np.array([residual_yaw_deg(prepared[a], prepared[b], up) for a, b in pairs])
     return ViewAgreement(yaw_deg=yaw, labels=dataset.labels[[a for a, _ in pairs]], class_names=list(dataset.class_names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    parser.add_argument("--data-root", help="the dataset's file or folder (an .npz for archive)")
+    parser.add_argument("--split", default="train", choices=["train", "val", "test"],
+                        help="whose clips to pair (default train: keep the test view out)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    dataset = load_training_data(DataConfig(name=args.dataset, root=args.data_root))
+    results = {reference: view_agreement(dataset, replace(recognition_pipeline(), view_reference=reference),
+                                         args.split).summary()
+               for reference in VIEW_REFERENCES}
+    print(f"{'view reference':15s} {'pairs':>5s} {'median':>7s} {'rms':>6s} {'<=10 deg':>8s} {'<=30 deg':>8s}")
+    for reference, summary in results.items():
+        print(f"{reference:15s} {summary['pairs']:5d} {summary['median_deg']:6.1f}° {summary['rms_deg']:5.1f}° "
+              f"{summary['within_10_deg']:8.0%} {summary['within_30_deg']:8.0%}")
+    print("median |yaw| per class: " + "; ".join(
+        f"{name} " + "/".join(f"{results[r]['median_deg_per_class'][name]:.0f}" for r in VIEW_REFERENCES)
+        for name in results[VIEW_REFERENCES[0]]["median_deg_per_class"]) + f" ({' / '.join(VIEW_REFERENCES)})")
+    if args.json:
+        args.json.write_text(json.dumps({"dataset": args.dataset, "data_root": args.data_root, "split": args.split,
+                                         "references": results}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

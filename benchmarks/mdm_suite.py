@@ -1,4 +1,4 @@
-"""The ``denoiser`` benchmark: training-step and sampling time of the MDM denoiser on the CPU.
+"""The ``mdm`` benchmark: training-step and sampling time of the MDM denoiser on the CPU.
 
 Follows PROTOCOL.md: threads stated, warm-up runs, then medians (with min and max) of repeated
 runs. The variants are timed round-robin (one run of each per repeat), so a load change on a

@@ -1,0 +1,1 @@
+"""Diagnostics: code that served one experiment (docs/results.md), kept running by the tests; not tools."""

@@ -1,1 +1,0 @@
-"""Benchmark suites run by ``run/benchmark.py``: each module exposes ``SuiteConfig`` and ``run_suite``."""
