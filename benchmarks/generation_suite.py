@@ -61,9 +61,9 @@ def fresh_models(preset: str, seed: int) -> tuple[MotionGenerator, TrainedRecogn
     dataset = carve_validation_split(generate_procedural_dataset(seed=seed, clips_per_class=12), 0.1, seed)
     with tempfile.TemporaryDirectory() as folder:
         trainer = CoTrainer(config, folder, progress=False, dataset=dataset)
-    generator = MotionGenerator(trainer.generator_spec, trainer.denoiser_ema.model, trainer.objective.stats)
-    recognizer = TrainedRecognizer(trainer.recognizer_spec, trainer.recognizer_ema.model)
-    bank = ExemplarBank.from_dataset(recognizer, trainer.train_set, trainer.feature_stages)
+    generator = MotionGenerator(trainer.generator.spec, trainer.denoiser.ema.model, trainer.generator.objective.stats)
+    recognizer = TrainedRecognizer(trainer.recognizer_spec, trainer.recognizer.ema.model)
+    bank = ExemplarBank.from_dataset(recognizer, trainer.train_set, trainer.generator.feature_stages)
     return generator, recognizer, bank
 
 

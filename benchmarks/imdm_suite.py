@@ -220,9 +220,9 @@ def _cotrain_step(preset: str, config: SuiteConfig, frames: int, dataset: Motion
                                      "render_samples": False}, "imdm benchmark co-training step")
     trainer = CoTrainer(config, output_dir, progress=False, dataset=dataset)
     batch = next(iter(trainer.train_loader))
-    about = {"recognizer_params": count_parameters(trainer.accelerator.unwrap_model(trainer.recognizer)),
+    about = {"recognizer_params": count_parameters(trainer.accelerator.unwrap_model(trainer.recognizer.model)),
              "denoiser_preset": DENOISER_FOR_PRESET[preset],
-             "denoiser_params": count_parameters(trainer.accelerator.unwrap_model(trainer.denoiser)),
+             "denoiser_params": count_parameters(trainer.accelerator.unwrap_model(trainer.denoiser.model)),
              "frames": frames, "data": dataset.source, "device": str(trainer.accelerator.device),
              "mixed_precision": trainer.accelerator.mixed_precision}
     return lambda: trainer.train_step(batch), about

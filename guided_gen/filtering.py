@@ -20,7 +20,7 @@ from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
 from mdm.representation import MotionRepresentation, NormStats
-from mdm.training.mdm_trainer import single_person
+from mdm.data.dataset import single_person
 
 
 @dataclass

@@ -40,7 +40,7 @@ class MixConfig:
             None = every synthetic clip; 0 = real data only (the baseline, same everything else).
         budget: ``real_epochs``: the configured epochs count passes over the real training clips,
             so a mixed run takes as many optimisation steps as the real-only run (to within half
-            a mixed epoch: epochs and patience scaled by whole batches per epoch, real over mixed);
+            a mixed epoch: epochs scaled by whole batches per epoch, real over mixed);
             ``epochs``: passes over the mixed data.
     """
 
@@ -144,14 +144,14 @@ def load_mixed(data: DataConfig, synthetic_path: str | Path, config: MixConfig, 
 
 
 def budgeted(config: CoTrainConfig, mixed: MixedDataset, budget: str) -> CoTrainConfig:
-    """The training config with epochs and patience counted as ``budget`` says (see :class:`MixConfig`)."""
+    """The training config with epochs counted as ``budget`` says (see :class:`MixConfig`)."""
     counts = mixed.counts()
     if budget == "epochs" or counts["train_synthetic"] == 0:
         return config
     real_steps = config.epochs * steps_per_epoch(counts["train_real"], config.batch_size)
     mixed_per_epoch = steps_per_epoch(counts["train_real"] + counts["train_synthetic"], config.batch_size)
     epochs = max(1, round(real_steps / mixed_per_epoch))
-    return replace(config, epochs=epochs, patience=max(1, round(config.patience * epochs / config.epochs)))
+    return replace(config, epochs=epochs)
 
 
 @dataclass
@@ -174,7 +174,7 @@ def train_mixed(config: CoTrainConfig, mix: MixConfig, synthetic_path: str | Pat
                 progress: bool = True) -> Path:
     """Train the recognizer (and, if ``config.generator.enabled``, the generator) on real plus synthetic clips.
 
-    Validation (model selection, early stopping) and the one test evaluation use real clips only.
+    Validation and the one test evaluation use real clips only.
     Writes everything co-training writes, plus ``mix.yaml`` (the synthetic archive, the mixing
     settings and the clip counts), which ``resume`` reads back.
 

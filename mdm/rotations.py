@@ -22,7 +22,6 @@ import torch
 _SMALL_ANGLE_SQ = 1e-6
 """Squared angles below this use Taylor expansions instead of sin(x) / x."""
 
-_AXES = {"x": 0, "y": 1, "z": 2}
 
 
 def _check_last(tensor: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
@@ -224,30 +223,3 @@ def rotation_6d_rows_to_matrix(d6: torch.Tensor) -> torch.Tensor:
         ``(..., 3, 3)``.
     """
     return rotation_6d_to_matrix(d6).transpose(-1, -2)
-
-
-def rotation_about_axis(axis: int | str | torch.Tensor, angle: torch.Tensor | float) -> torch.Tensor:
-    """Rotation by ``angle`` radians about an axis (right-hand rule).
-
-    Args:
-        axis: ``0``/``"x"``, ``1``/``"y"``, ``2``/``"z"``, or a tensor ``(..., 3)`` (any
-            non-zero length; normalised here).
-        angle: scalar or tensor ``(...)``, broadcast against the axis.
-
-    Returns:
-        ``(..., 3, 3)``; e.g. ``rotation_about_axis("z", pi / 2)`` maps x to y.
-    """
-    if isinstance(axis, torch.Tensor):
-        _check_last(axis, (3,), "axis")
-        unit = torch.nn.functional.normalize(axis, dim=-1)
-        angle = torch.as_tensor(angle, dtype=unit.dtype, device=unit.device)
-    else:
-        index = _AXES.get(axis, axis) if isinstance(axis, str) else axis
-        if index not in (0, 1, 2):
-            raise ValueError(f"axis must be 0, 1, 2, 'x', 'y', 'z' or a (..., 3) tensor, got {axis!r}")
-        angle = torch.as_tensor(angle)
-        if not angle.is_floating_point():
-            angle = angle.to(torch.get_default_dtype())
-        unit = torch.zeros(3, dtype=angle.dtype, device=angle.device)
-        unit[index] = 1.0
-    return axis_angle_to_matrix(unit * angle[..., None])

@@ -77,7 +77,7 @@ def test_cotraining_reads_the_section_and_trains_with_it(tmp_path: Path) -> None
     assert config.recognizer.input_drop == InputDropConfig(axis_prob=0.5, joint_prob=0.5, joints=(2, 4))
     trainer = CoTrainer(config, tmp_path / "run", progress=False)
     seen: list[torch.Tensor] = []
-    trainer.recognizer.register_forward_pre_hook(lambda module, args: seen.append(args[0]) if module.training else None)
+    trainer.recognizer.model.register_forward_pre_hook(lambda module, args: seen.append(args[0]) if module.training else None)
     trainer.fit()
     # joints zero on more than one frame (centring on the first frame zeroes the root there only)
     zero_joints = torch.cat([((x == 0).all(dim=-1).sum(dim=1) > 1).sum(dim=1) for x in seen])

@@ -14,7 +14,7 @@ from mdm.skeleton import load_skeleton
 
 SKELETON = load_skeleton("kinect_v1")
 AUGMENT = ClipPipelineConfig(num_frames=12, sampling="crop", rotation_deg=20.0, scale_range=(0.9, 1.1),
-                             mirror_prob=0.5, speed_range=(0.8, 1.2))
+                             speed_range=(0.8, 1.2))
 
 
 def make_dataset(lengths: list[int], labels: list[int] | None = None, persons: int | None = None) -> MotionDataset:

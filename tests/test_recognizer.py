@@ -11,14 +11,11 @@ from imdm.models.recognizer import (
     Recognizer,
     RecognizerConfig,
     TemporalConv,
-    ViewAdapter,
-    box_normalise,
     recognizer_preset,
 )
 from mdm.config import from_dict, to_dict
 from mdm.errors import ConfigError
 from mdm.models import count_parameters
-from mdm.rotations import axis_angle_to_matrix
 from mdm.skeleton import load_skeleton
 
 TINY = PRESETS["tiny"]
@@ -97,68 +94,6 @@ def test_wrong_input_shape_is_refused() -> None:
         model(torch.zeros(2, 3, TINY.num_frames, TINY.num_joints, 3))
     with pytest.raises(ValueError, match=r"\[B, T, J, C\]"):
         model(torch.zeros(TINY.num_frames, TINY.num_joints, 3))
-
-
-def test_box_normalisation_maps_each_axis_of_present_persons_to_unit_range() -> None:
-    x = clips(3, TINY, persons=2) * torch.tensor([1.0, 5.0, 0.2]) + torch.tensor([3.0, -1.0, 0.5])
-    x[0, 1] = 0.0
-    x[1, 1, :4] = 0.0
-    out = box_normalise(x)
-    assert not out[0, 1].any() and not out[1, 1, :4].any()
-    for clip, present in ((out[0, :1], None), (out[1], out[1].ne(0).any(dim=(-1, -2)))):
-        values = clip.reshape(-1, 3) if present is None else clip[present].reshape(-1, 3)
-        torch.testing.assert_close(values.amin(dim=0), torch.full((3,), -1.0))
-        torch.testing.assert_close(values.amax(dim=0), torch.full((3,), 1.0))
-
-
-def test_box_normalised_recognizer_ignores_clip_position_and_per_axis_scale() -> None:
-    model = make_model(box_normalise=True).eval()
-    x = clips(2)
-    moved = x * torch.tensor([2.0, 0.5, 3.0]) + torch.tensor([1.0, -2.0, 0.3])
-    with torch.no_grad():
-        torch.testing.assert_close(model(moved).logits, model(x).logits, atol=1e-4, rtol=1e-4)
-        assert not torch.allclose(make_model().eval()(moved).logits, make_model().eval()(x).logits, atol=1e-3)
-
-
-def test_view_adapter_starts_as_the_identity_and_rotates_whole_clips_rigidly() -> None:
-    torch.manual_seed(0)
-    adapter = ViewAdapter(TINY.num_joints)
-    x = clips(3, TINY, persons=2)
-    x[0, 1] = 0.0
-    torch.testing.assert_close(adapter(x), x)
-
-    with torch.no_grad():
-        adapter.axis_angle.weight.normal_(std=0.1)
-    rotated = adapter(x)
-    assert not rotated[0, 1].any()  # an absent person stays absent
-    assert not torch.allclose(rotated, x, atol=1e-3)
-    # A rotation of the whole clip: lengths and pairwise joint distances are kept...
-    torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
-    torch.testing.assert_close(torch.cdist(rotated[1, 0, 0], rotated[1, 0, 0]), torch.cdist(x[1, 0, 0], x[1, 0, 0]))
-    # ...and one rotation for all frames and persons of a clip.
-    frames = x[1].reshape(-1, 3)
-    solution = torch.linalg.lstsq(frames, rotated[1].reshape(-1, 3)).solution
-    torch.testing.assert_close(frames @ solution, rotated[1].reshape(-1, 3), atol=1e-4, rtol=1e-4)
-
-    with torch.no_grad():
-        adapter.axis_angle.weight.zero_()
-        adapter.axis_angle.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
-    expected = torch.einsum("ij,bmtkj->bmtki", axis_angle_to_matrix(torch.tensor([0.0, 0.3, 0.0])), x)
-    torch.testing.assert_close(adapter(x), expected)
-
-
-def test_view_adapter_is_trained_with_the_recognizer() -> None:
-    model = make_model(view_adapter=True).train()
-    x, labels = clips(8), torch.arange(8) % TINY.num_classes
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(2):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x).logits, labels).backward()
-        optimizer.step()
-    assert model.view_adapter.axis_angle.weight.abs().sum() > 0
-    assert model.view_adapter.frame_encoder[0].weight.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match="view_adapter"):
-        RecognizerConfig(in_channels=6, view_adapter=True)
 
 
 def joint_tokens(model: Recognizer, x: torch.Tensor) -> torch.Tensor:

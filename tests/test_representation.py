@@ -17,7 +17,7 @@ from mdm.representation import (
     Rot6DRepresentation,
     rest_offsets_for,
 )
-from mdm.rotations import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_about_axis
+from mdm.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from mdm.skeleton import load_skeleton
 
 SMPL = load_skeleton("smpl_24")
@@ -114,7 +114,7 @@ def test_rot6d_decode_of_identity_is_rest_pose_plus_translation():
 def test_rot6d_root_rotation_turns_the_body():
     representation = Rot6DRepresentation(SMPL, default_smpl_rest_offsets())
     identity = torch.eye(3).expand(1, 1, 24, 3, 3).clone()
-    identity[:, :, 0] = rotation_about_axis("y", math.pi)
+    identity[:, :, 0] = axis_angle_to_matrix(torch.tensor([0.0, math.pi, 0.0]))
     positions = representation.decode(representation.encode(PoseParams(identity, torch.zeros(1, 1, 3))))
     left_hand = SMPL.joint_names.index("left_hand")
     assert positions[0, 0, left_hand, 0] < -0.5  # facing backwards: the left hand is at -x

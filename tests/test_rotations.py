@@ -52,9 +52,6 @@ def test_axis_angle_quaternion_round_trip():
 def test_90_degrees_about_z_maps_x_to_y():
     expected = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     for matrix in (
-        R.rotation_about_axis("z", math.pi / 2),
-        R.rotation_about_axis(2, torch.tensor(math.pi / 2)),
-        R.rotation_about_axis(torch.tensor([0.0, 0.0, 5.0]), math.pi / 2),
         R.axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2])),
     ):
         torch.testing.assert_close(matrix, expected, atol=1e-6, rtol=0)
@@ -63,15 +60,6 @@ def test_90_degrees_about_z_maps_x_to_y():
     torch.testing.assert_close(quaternion, torch.tensor([half, 0.0, 0.0, half]), atol=1e-6, rtol=0)
     torch.testing.assert_close(R.matrix_to_axis_angle(expected), torch.tensor([0.0, 0.0, math.pi / 2]),
                                atol=1e-6, rtol=0)
-
-
-def test_rotation_about_axis_batches_angles():
-    angles = torch.linspace(-3.0, 3.0, 7)
-    matrices = R.rotation_about_axis("y", angles)
-    assert matrices.shape == (7, 3, 3)
-    torch.testing.assert_close(matrices[:, 1, 1], torch.ones(7))
-    torch.testing.assert_close(matrices[:, 0, 0], torch.cos(angles))
-    torch.testing.assert_close(matrices[:, 0, 2], torch.sin(angles))
 
 
 def test_identity():
@@ -163,12 +151,3 @@ def test_gradcheck_through_conversions():
 def test_bad_shapes_are_refused(function, bad_shape):
     with pytest.raises(ValueError, match="must have shape"):
         function(torch.zeros(bad_shape))
-
-
-def test_bad_axis_is_refused():
-    with pytest.raises(ValueError, match="axis"):
-        R.rotation_about_axis("w", 1.0)
-    with pytest.raises(ValueError, match="axis"):
-        R.rotation_about_axis(3, 1.0)
-    with pytest.raises(ValueError, match="must have shape"):
-        R.rotation_about_axis(torch.ones(2), 1.0)

@@ -18,7 +18,7 @@ from mdm.data.dataset import MotionDataset
 from mdm.data.transforms import ClipPipelineConfig, resample, rotate_vertical
 from mdm.errors import ConfigError, UserError
 from mdm.representation import PositionRepresentation
-from mdm.training.mdm_trainer import fit_feature_stats
+from mdm.training.objective import fit_feature_stats
 from toy_data import toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,6 @@ from mdm.data.transforms import (
     centre,
     change_speed,
     interpolate_frames,
-    mirror,
     normalise_clip,
     prepare_clip,
     present_mask,
@@ -85,16 +84,6 @@ def test_resample_of_a_linear_ramp_stays_linear() -> None:
     assert np.allclose(ratio, ratio.flat[0], atol=1e-3) and 0.4 * 22 / 15 - 1e-3 <= ratio.flat[0] <= 0.6 * 22 / 15 + 1e-3
 
 
-def test_resample_at_random_positions_keeps_frame_order_within_the_window() -> None:
-    clip = ramp(30, joints=1)
-    out = resample(clip, 20, np.random.default_rng(0), window_range=(0.5, 0.5), random_positions=True)
-    positions = (out[:, 0, 0] - clip[0, 0, 0]) / (clip[1, 0, 0] - clip[0, 0, 0])  # fractional frame indices
-    assert np.all(np.diff(positions) >= -1e-4)
-    assert positions[-1] - positions[0] <= 0.5 * 29 + 1e-3
-    assert np.ptp(np.diff(positions)) > 0.1
-    np.testing.assert_array_equal(resample(clip, 20, None, random_positions=True), resample(clip, 20))
-
-
 def test_resample_handles_a_single_frame_and_upsampling() -> None:
     clip = ramp(1)
     np.testing.assert_array_equal(resample(clip, 5), np.repeat(clip, 5, axis=0))
@@ -121,32 +110,6 @@ def test_interpolation_never_blends_an_absent_person_with_zeros() -> None:
     np.testing.assert_array_equal(present_mask(out)[:, 1], present_mask(clip)[np.rint(positions).astype(int), 1])
     absent = ~present_mask(out)[:, 1]
     assert absent.any() and not out[absent, 1].any()
-
-
-@pytest.mark.parametrize("name", SKELETONS)
-def test_mirroring_twice_is_the_identity(name: str) -> None:
-    skeleton = load_skeleton(name)
-    clip = random_clip(skeleton, 6)
-    np.testing.assert_array_equal(mirror(mirror(clip, skeleton), skeleton), clip)
-
-
-@pytest.mark.parametrize("name, left, right", [("kinect_v1", "hand_left", "hand_right"),
-                                               ("smpl_24", "left_hand", "right_hand")])
-def test_mirror_swaps_left_and_right_and_negates_x(name: str, left: str, right: str) -> None:
-    skeleton = load_skeleton(name)
-    clip = random_clip(skeleton, 5)
-    out = mirror(clip, skeleton)
-    i, j = skeleton.joint_names.index(left), skeleton.joint_names.index(right)
-    np.testing.assert_array_equal(out[:, j], clip[:, i] * np.array([-1, 1, 1], np.float32))
-    np.testing.assert_array_equal(out[:, i], clip[:, j] * np.array([-1, 1, 1], np.float32))
-    np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(clip, skeleton)[..., _mirrored_bones(skeleton)])
-
-
-def _mirrored_bones(skeleton: Skeleton) -> list[int]:
-    """Index of the mirror image of each bone in ``skeleton.bones``."""
-    perm = skeleton.mirror_permutation
-    bones = list(skeleton.bones)
-    return [bones.index((int(perm[p]), int(perm[c]))) for p, c in bones]
 
 
 @pytest.mark.parametrize("name", SKELETONS)
@@ -194,12 +157,10 @@ def test_view_normalisation_of_a_z_up_skeleton_with_shoulders_only() -> None:
     np.testing.assert_allclose(out[..., 2], clip[..., 2], atol=1e-6)
 
 
-def test_view_normalisation_and_mirror_refuse_a_skeleton_without_sides() -> None:
+def test_view_normalisation_refuses_a_skeleton_without_sides() -> None:
     skeleton = Skeleton.from_parents([-1, 0, 1])
     with pytest.raises(ConfigError, match="hips or shoulders"):
         normalise_clip(random_clip(skeleton, 3), skeleton, upright=False, view=True)
-    with pytest.raises(ConfigError, match="mirror_prob"):
-        mirror(random_clip(skeleton, 3), skeleton)
 
 
 def pose_sequence(skeleton: Skeleton, frames: int, seed: int = 0) -> np.ndarray:
@@ -305,20 +266,6 @@ def test_tilt_augmentation_keeps_bone_lengths_and_varies_the_height_axis() -> No
         ClipPipelineConfig(tilt_deg=-1.0)
 
 
-@pytest.mark.parametrize("up_axis", [1, 2])
-def test_pitch_only_tilt_keeps_the_lateral_coordinate(up_axis: int) -> None:
-    kinect = load_skeleton("kinect_v1")
-    skeleton = Skeleton.from_parents(list(kinect.parents), list(kinect.joint_names), up_axis=up_axis)
-    clip = random_clip(skeleton, 20)
-    centred = prepare_clip(clip, skeleton, ClipPipelineConfig(num_frames=20), False, np.random.default_rng(0))[0]
-    for roll in (False, True):
-        config = ClipPipelineConfig(num_frames=20, tilt_deg=40.0, roll=roll)
-        out = prepare_clip(clip, skeleton, config, True, np.random.default_rng(1))[0]
-        np.testing.assert_allclose(bone_lengths(out, skeleton), bone_lengths(centred, skeleton), rtol=1e-4)
-        lateral_kept = np.allclose(out[..., 0], centred[..., 0], atol=1e-5)
-        assert lateral_kept != roll
-
-
 def test_centring_first_frame_and_per_frame() -> None:
     skeleton = load_skeleton("smpl_24")
     clip = random_clip(skeleton, 6)
@@ -342,17 +289,17 @@ def test_multi_person_centring_keeps_relative_places_and_absent_persons() -> Non
     assert not per_frame[4, 1].any() and not per_frame[:2, 0].any()
 
 
-def test_scale_and_mirror_keep_absent_persons_zero() -> None:
+def test_scale_and_rotation_keep_absent_persons_zero() -> None:
     skeleton = load_skeleton("kinect_v2")
     clip = random_clip(skeleton, 5, persons=2)
     clip[:, 1] = 0.0
-    for out in (scale(clip, 1.3), mirror(clip, skeleton), rotate_vertical(clip, 0.7, 1)):
+    for out in (scale(clip, 1.3), rotate_vertical(clip, 0.7, 1)):
         assert not out[:, 1].any() and out[:, 0].all()
 
 
 def full_augmentation(**overrides: object) -> ClipPipelineConfig:
     values = dict(num_frames=16, sampling="crop", centre="first_frame", view_normalise=True, rotation_deg=30.0,
-                  scale_range=(0.8, 1.2), mirror_prob=0.5, speed_range=(0.7, 1.3))
+                  scale_range=(0.8, 1.2), speed_range=(0.7, 1.3))
     values.update(overrides)
     return ClipPipelineConfig(**values)
 
@@ -410,8 +357,8 @@ def test_config_from_yaml_mapping_and_refusals() -> None:
         from_dict(ClipPipelineConfig, {"sampling": "random"})
     bad = [dict(num_frames=0), dict(sampling="resample", speed_range=(0.8, 1.2)),
            dict(sampling="crop", window_range=(0.5, 1.0)), dict(scale_range=(0.0, 1.0)),
-           dict(scale_range=(1.2, 0.8)), dict(mirror_prob=1.5), dict(rotation_deg=-5.0),
-           dict(window_range=(0.5, 1.5)), dict(centre="root"), dict(sampling="crop", random_frames=True),
+           dict(scale_range=(1.2, 0.8)), dict(rotation_deg=-5.0),
+           dict(window_range=(0.5, 1.5)), dict(centre="root"),
            dict(view_reference="last_frame")]
     for values in bad:
         with pytest.raises(ConfigError):

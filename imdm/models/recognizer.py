@@ -4,7 +4,6 @@ Layout (DESIGN.md): input ``[B, T, J, C]`` for one person or ``[B, M, T, J, C]``
 
 Design, stage by stage (``joint_stages`` leading stages keep the joint axis, the rest do not):
 
-* Optional view adapter: a learned rotation of each clip before anything else (:class:`ViewAdapter`).
 * Input streams: joint positions, bones (joint minus parent joint) and motion (frame
   difference), concatenated on channels, normalised per joint and channel (BatchNorm, as
   ST-GCN's data BN); ``temporal_patch`` consecutive frames of a joint are embedded together
@@ -39,7 +38,6 @@ from mdm.data.streams import STREAMS, input_streams
 from mdm.errors import ConfigError
 from mdm.models.dropout import Dropout
 from mdm.models.transformer import attention
-from mdm.rotations import axis_angle_to_matrix
 from mdm.skeleton import check_parents, load_skeleton
 
 GRAPH_SUBSETS = 4
@@ -73,10 +71,6 @@ class RecognizerConfig:
         temporal_kernel: odd kernel of the depthwise temporal convolutions.
         dropout: dropout on attention, feed-forward outputs and before the classifier.
         drop_path: stochastic depth of the last block (linearly from 0 over the blocks).
-        box_normalise: map each clip's coordinates, per axis, from their range over the clip
-            to ``[-1, 1]`` before the streams (:func:`box_normalise`).
-        view_adapter: rotate each clip by a learned rotation of its own before the streams
-            (:class:`ViewAdapter`; needs ``in_channels`` 3).
     """
 
     num_joints: int = 20
@@ -95,8 +89,6 @@ class RecognizerConfig:
     temporal_kernel: int = 5
     dropout: float = 0.1
     drop_path: float = 0.1
-    box_normalise: bool = False
-    view_adapter: bool = False
 
     def __post_init__(self) -> None:
         for name in ("parents", "streams", "widths", "depths", "ff"):  # lists from YAML become tuples
@@ -138,8 +130,6 @@ class RecognizerConfig:
             )
         if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
             raise ConfigError(f"recognizer.temporal_kernel must be odd and positive, got {self.temporal_kernel}")
-        if self.view_adapter and self.in_channels != 3:
-            raise ConfigError(f"recognizer.view_adapter rotates 3-D positions; in_channels is {self.in_channels}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.drop_path < 1.0):
             raise ConfigError("recognizer.dropout and recognizer.drop_path must lie in [0, 1)")
 
@@ -196,49 +186,6 @@ class RecognizerOutput:
     logits: torch.Tensor
     features: list[torch.Tensor]
     pooled: list[torch.Tensor]
-
-
-def box_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Per clip and axis, map the coordinates of the present persons from their range over persons,
-    frames and joints to ``[-1, 1]`` (as CTR-GCN's NW-UCLA reader does); absent persons stay zero.
-
-    Args:
-        x: ``[B, M, T, J, C]``; a person is absent in a frame where all its values are zero.
-
-    Returns:
-        ``[B, M, T, J, C]``.
-    """
-    present = x.ne(0).any(dim=-1, keepdim=True).any(dim=-2, keepdim=True)
-    big = torch.finfo(x.dtype).max
-    low = x.masked_fill(~present, big).amin(dim=(1, 2, 3), keepdim=True)
-    high = x.masked_fill(~present, -big).amax(dim=(1, 2, 3), keepdim=True)
-    scaled = 2.0 * (x - low) / (high - low).clamp_min(1e-6) - 1.0
-    return torch.where(present, scaled, torch.zeros_like(x))
-
-
-class ViewAdapter(nn.Module):
-    """A learned rotation per clip, as in view-adaptive networks (Zhang et al., VA-LSTM/VA-CNN).
-
-    Each frame's pose ``J * 3`` goes through a linear map and a GELU; the average over the present
-    frames and persons gives an axis-angle rotation (its last layer starts at zero, so the
-    adapter starts as the identity), which rotates the whole clip about the origin.
-    """
-
-    def __init__(self, num_joints: int, hidden: int = 64) -> None:
-        super().__init__()
-        self.frame_encoder = nn.Sequential(nn.Linear(num_joints * 3, hidden), nn.GELU())
-        self.axis_angle = nn.Linear(hidden, 3)
-        nn.init.zeros_(self.axis_angle.weight)
-        nn.init.zeros_(self.axis_angle.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, M, T, J, 3]`` to the same, rotated; absent persons (all zeros) stay zero."""
-        b, m, t, j, c = x.shape
-        poses = x.reshape(b, m * t, j * c)
-        present = poses.ne(0).any(dim=-1, keepdim=True).to(x.dtype)
-        summary = (self.frame_encoder(poses) * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
-        rotation = axis_angle_to_matrix(self.axis_angle(summary))
-        return torch.einsum("bij,bmtkj->bmtki", rotation, x)
 
 
 def skeleton_adjacency(parents: tuple[int, ...]) -> torch.Tensor:
@@ -392,7 +339,6 @@ class Recognizer(nn.Module):
         c = config
         self.register_buffer("parents", torch.tensor(c.parents, dtype=torch.int64), persistent=False)
         stream_channels = len(c.streams) * c.in_channels
-        self.view_adapter = ViewAdapter(c.num_joints) if c.view_adapter else None
         self.input_norm = nn.BatchNorm1d(c.num_joints * stream_channels)
         self.embed = nn.Linear(c.temporal_patch * stream_channels, c.widths[0])
         self.joint_embedding = nn.Parameter(torch.zeros(c.num_joints, c.widths[0]))
@@ -455,10 +401,6 @@ class Recognizer(nn.Module):
         b, m, t, j, _ = x.shape
         present = x.flatten(2).ne(0).any(dim=2).to(x.dtype)
         person_weights = present / present.sum(dim=1, keepdim=True).clamp_min(1.0)
-        if self.config.box_normalise:
-            x = box_normalise(x)
-        if self.view_adapter is not None:
-            x = self.view_adapter(x)
 
         streams = input_streams(x.flatten(0, 1), self.parents, self.config.streams)
         patch = self.config.temporal_patch

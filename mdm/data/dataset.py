@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -141,3 +143,12 @@ class MotionDataset:
             counts = Counter(self.split.tolist())
             lines.append("split: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in SPLIT_NAMES))
         return "\n".join(lines)
+
+
+def single_person(dataset: MotionDataset) -> MotionDataset:
+    """The main (first) person of multi-person clips; one-person datasets unchanged."""
+    if not dataset.is_multi_person:
+        return dataset
+    logging.getLogger("mdm.data").warning("the generator models one person: keeping the first person of each %d-person clip",
+                   dataset.num_persons)
+    return replace(dataset, clips=[clip[:, 0] for clip in dataset.clips])

@@ -112,15 +112,12 @@ def resample(
     num_frames: int,
     rng: np.random.Generator | None = None,
     window_range: tuple[float, float] = (1.0, 1.0),
-    random_positions: bool = False,
 ) -> np.ndarray:
     """Uniform temporal resampling by linear interpolation to exactly ``num_frames`` frames.
 
     Without ``rng`` the whole clip is resampled (evaluation). With ``rng`` (training) a
     random sub-window is resampled: its share of the clip is drawn uniformly from
-    ``window_range`` and its start uniformly among the positions that fit; with
-    ``random_positions`` its frames are taken at sorted uniformly random positions in the
-    window instead of evenly spaced ones (as CTR-GCN's NW-UCLA reader samples frames).
+    ``window_range`` and its start uniformly among the positions that fit.
 
     Returns:
         ``[num_frames, ...]``; every frame is valid.
@@ -132,8 +129,6 @@ def resample(
     if rng is not None:
         span *= float(rng.uniform(window_range[0], window_range[1]))
         start = float(rng.uniform(0.0, clip.shape[0] - 1 - span))
-    if rng is not None and random_positions:
-        return interpolate_frames(clip, start + np.sort(rng.uniform(0.0, span, num_frames)))
     return interpolate_frames(clip, start + np.linspace(0.0, span, num_frames))
 
 
@@ -348,17 +343,6 @@ def scale(clip: np.ndarray, factor: float) -> np.ndarray:
     return (clip * factor).astype(clip.dtype)
 
 
-def mirror(clip: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """Left/right mirror: swap the skeleton's mirror pairs and negate the lateral axis."""
-    if not skeleton.mirror_pairs:
-        raise ConfigError(
-            f"skeleton {skeleton.name} has no left/right joint pairs, so a clip cannot be mirrored; set mirror_prob to 0"
-        )
-    out = clip[..., skeleton.mirror_permutation, :].copy()
-    out[..., lateral_axis(skeleton.up_axis)] *= -1
-    return out
-
-
 def _check_range(config_range: tuple[float, float], name: str, positive: bool) -> None:
     low, high = config_range
     if low > high or (positive and low <= 0):
@@ -386,16 +370,11 @@ class ClipPipelineConfig:
             ``[-rotation_deg, rotation_deg]`` degrees.
         tilt_deg: training only: random rotation about each horizontal axis in
             ``[-tilt_deg, tilt_deg]`` degrees (camera pitch and roll).
-        roll: with ``tilt_deg``, tilt about both horizontal axes; False: pitch only (about
-            the lateral axis), as CTR-GCN's NW-UCLA reader.
         scale_range: training only: random scale factor in ``[low, high]``.
-        mirror_prob: training only: probability of a left/right mirror.
         speed_range: training only, ``crop`` sampling: random speed factor in ``[low, high]``
             (above 1 is faster). With ``resample`` the window share sets the speed instead.
         window_range: training only, ``resample`` sampling: share of the clip covered by
             the random sub-window, in ``[low, high]`` within ``(0, 1]``.
-        random_frames: training only, ``resample`` sampling: frames at sorted random
-            positions in the window instead of evenly spaced ones.
     """
 
     num_frames: int = 64
@@ -406,12 +385,9 @@ class ClipPipelineConfig:
     view_reference: Literal["first_frame", "clip"] = "first_frame"
     rotation_deg: float = 0.0
     tilt_deg: float = 0.0
-    roll: bool = True
     scale_range: tuple[float, float] = (1.0, 1.0)
-    mirror_prob: float = 0.0
     speed_range: tuple[float, float] = (1.0, 1.0)
     window_range: tuple[float, float] = (1.0, 1.0)
-    random_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -424,8 +400,6 @@ class ClipPipelineConfig:
             raise ConfigError(f"view_reference must be one of {list(VIEW_REFERENCES)}, got {self.view_reference!r}")
         if self.rotation_deg < 0 or self.tilt_deg < 0:
             raise ConfigError(f"rotation_deg and tilt_deg must be >= 0, got {self.rotation_deg}, {self.tilt_deg}")
-        if not 0.0 <= self.mirror_prob <= 1.0:
-            raise ConfigError(f"mirror_prob must lie in [0, 1], got {self.mirror_prob}")
         _check_range(self.scale_range, "scale_range", positive=True)
         _check_range(self.speed_range, "speed_range", positive=True)
         _check_range(self.window_range, "window_range", positive=True)
@@ -435,8 +409,6 @@ class ClipPipelineConfig:
             raise ConfigError("speed_range has no effect with sampling 'resample'; use window_range to vary speed")
         if self.sampling == "crop" and tuple(self.window_range) != (1.0, 1.0):
             raise ConfigError("window_range applies to sampling 'resample' only; use speed_range with 'crop'")
-        if self.sampling == "crop" and self.random_frames:
-            raise ConfigError("random_frames applies to sampling 'resample' only")
 
 
 def recognition_pipeline() -> ClipPipelineConfig:
@@ -468,7 +440,7 @@ def prepare_clip(
     """
     clip = np.asarray(clip, dtype=np.float32)
     if config.sampling == "resample":
-        out = resample(clip, config.num_frames, rng if train else None, config.window_range, config.random_frames)
+        out = resample(clip, config.num_frames, rng if train else None, config.window_range)
         valid = config.num_frames
     elif train:
         speed = float(rng.uniform(*config.speed_range))
@@ -484,19 +456,16 @@ def prepare_clip(
         angle = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
         tilts = np.deg2rad(rng.uniform(-config.tilt_deg, config.tilt_deg, size=2)) if config.tilt_deg else None
         factor = float(rng.uniform(*config.scale_range))
-        flip = bool(rng.random() < config.mirror_prob)
+        rng.random()  # a draw no longer used, kept so that a seed gives the clips it gave before
         if angle != 0.0:
             motion = rotate_vertical(motion, angle, skeleton.up_axis)
         if tilts is not None:
             up = skeleton.up_axis
             rotation = np.eye(3)
             for tilt, axis in zip(tilts, ((up + 1) % 3, (up + 2) % 3)):
-                if config.roll or axis == lateral_axis(up):
-                    rotation = rotation @ rotation_about_axis(tilt, axis)
+                rotation = rotation @ rotation_about_axis(tilt, axis)
             motion = (motion @ rotation.T).astype(motion.dtype)
         if factor != 1.0:
             motion = scale(motion, factor)
-        if flip:
-            motion = mirror(motion, skeleton)
     out[:valid] = motion
     return out, valid

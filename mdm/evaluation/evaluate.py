@@ -34,7 +34,7 @@ from mdm.data.sources import DataConfig, load_training_data
 from mdm.errors import ConfigError
 from mdm.evaluation.bundle import FeatureSet
 from mdm.evaluation.metrics import accuracy, diversity, fid, mean_and_interval, multimodality
-from mdm.training.mdm_trainer import single_person
+from mdm.data.dataset import single_person
 
 METRICS = ("fid_train", "fid_test", "accuracy", "diversity", "multimodality")
 """Metric names, in table order."""

@@ -38,7 +38,7 @@ from mdm.training.checkpoint import TrainingState
 from mdm.training.ema import EMA
 from mdm.training.logs import plot_curves
 from mdm.training.loop import EpochTrainer, check_mixed_precision, replace_folder, steps_per_epoch
-from mdm.training.mdm_trainer import single_person
+from mdm.data.dataset import single_person
 from mdm.training.optim import OptimConfig, make_optimizer
 
 logger = logging.getLogger("mdm.evaluation")

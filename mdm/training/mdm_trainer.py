@@ -13,32 +13,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from mdm.data.dataset import MotionDataset
-from mdm.data.loader import ClipDataset
+from mdm.data.dataset import single_person
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
 from mdm.generator import DiffusionConfig, MotionGenerator, generator_spec_for
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, count_parameters, denoiser_preset
-from mdm.representation import NormStats, PositionRepresentation
+from mdm.representation import PositionRepresentation
 from mdm.training.ema import EMA
 from mdm.training.logs import plot_curves
 from mdm.training.loop import CheckpointedRun, RunningMeans, check_finite, check_mixed_precision, make_eval_loader
-from mdm.training.objective import DiffusionObjective
+from mdm.training.objective import DiffusionObjective, fit_feature_stats
 from mdm.training.optim import OptimConfig, make_optimizer
 from mdm.training.stopping import StopFlag
 
 logger = logging.getLogger("mdm.train")
 VALIDATION_SEED = 1234
-STD_FLOOR_SHARE = 0.1
 """Feature standard deviations are floored at this share of the features' overall spread."""
 
 
@@ -68,32 +66,6 @@ class MDMTrainConfig:
         check_mixed_precision(self.mixed_precision)
         if self.max_steps < 1 or self.batch_size < 1:
             raise ConfigError("max_steps and batch_size must be positive")
-
-
-def single_person(dataset: MotionDataset) -> MotionDataset:
-    """The main (first) person of multi-person clips; one-person datasets unchanged."""
-    if not dataset.is_multi_person:
-        return dataset
-    logger.warning("the generator models one person: keeping the first person of each %d-person clip",
-                   dataset.num_persons)
-    return replace(dataset, clips=[clip[:, 0] for clip in dataset.clips])
-
-
-def fit_feature_stats(dataset: MotionDataset, pipeline: ClipPipelineConfig,
-                      representation: PositionRepresentation) -> NormStats:
-    """Normalisation statistics of the evaluation-mode features of ``dataset`` (no augmentation),
-    standard deviations floored at ``STD_FLOOR_SHARE`` of the overall spread."""
-    clips = ClipDataset(dataset, pipeline, train=False)
-    features = []
-    for index in range(len(clips)):
-        item = clips[index]
-        valid = item["motion"][: int(item["length"])]
-        features.append(representation.encode(valid[None])[0])
-    stats = NormStats.fit(features)
-    # Nearly constant channels (e.g. a joint that barely moves in this data) would blow up
-    # under augmentation or in samples: floor each std at a share of the overall spread.
-    spread = float(torch.sqrt((stats.std.square() + (stats.mean - stats.mean.mean()).square()).mean()))
-    return NormStats(stats.mean, stats.std.clamp_min(STD_FLOOR_SHARE * spread))
 
 
 class MDMTrainer(CheckpointedRun):

@@ -5,10 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mdm.data.dataset import MotionDataset
+from mdm.data.loader import ClipDataset
+from mdm.data.transforms import ClipPipelineConfig
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.losses import DiffusionLossWeights, diffusion_loss
 from mdm.models.denoiser import MotionDenoiser
 from mdm.representation import MotionRepresentation, NormStats
+
+
+STD_FLOOR_SHARE = 0.1
+"""Each feature channel's standard deviation is floored at this share of the overall spread."""
 
 
 class DiffusionObjective:
@@ -67,3 +74,20 @@ class DiffusionObjective:
         pred = denoiser(x_t, timesteps, labels, mask=mask, features=features)
         skeleton = self.representation.skeleton
         return diffusion_loss(pred.float(), x0, mask, self.weights, skeleton, self.decode)
+
+
+def fit_feature_stats(dataset: MotionDataset, pipeline: ClipPipelineConfig,
+                      representation: MotionRepresentation) -> NormStats:
+    """Normalisation statistics of the evaluation-mode features of ``dataset`` (no augmentation),
+    standard deviations floored at ``STD_FLOOR_SHARE`` of the overall spread."""
+    clips = ClipDataset(dataset, pipeline, train=False)
+    features = []
+    for index in range(len(clips)):
+        item = clips[index]
+        valid = item["motion"][: int(item["length"])]
+        features.append(representation.encode(valid[None])[0])
+    stats = NormStats.fit(features)
+    # Nearly constant channels (e.g. a joint that barely moves in this data) would blow up
+    # under augmentation or in samples: floor each std at a share of the overall spread.
+    spread = float(torch.sqrt((stats.std.square() + (stats.mean - stats.mean.mean()).square()).mean()))
+    return NormStats(stats.mean, stats.std.clamp_min(STD_FLOOR_SHARE * spread))

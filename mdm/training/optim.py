@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from accelerate import Accelerator
 from transformers import get_cosine_schedule_with_warmup
 
 from mdm.errors import ConfigError
+from mdm.training.ema import EMA
 
 
 @dataclass
@@ -43,3 +45,38 @@ def make_optimizer(
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
     warmup = min(config.warmup_steps, max(total_steps // 10, 0))
     return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+
+
+
+class OptimisedModel:
+    """A model trained by one optimiser, with its learning-rate schedule, gradient clipping and EMA.
+
+    Args:
+        name: the key of its weights, optimiser, schedule and EMA in checkpoints.
+        model: the module trained.
+        config: optimiser settings (``grad_clip`` 0 turns clipping off).
+        total_steps: length of the cosine schedule.
+        ema_decay: decay of the weight average (:class:`EMA`).
+        ema_warmup: updates over which the EMA's decay ramps up.
+    """
+
+    def __init__(self, name: str, model: torch.nn.Module, config: OptimConfig, total_steps: int, *,
+                 ema_decay: float, ema_warmup: int = 100) -> None:
+        self.name = name
+        self.grad_clip = config.grad_clip
+        self.model = model
+        self.ema = EMA(model, decay=ema_decay, warmup_steps=ema_warmup)
+        self.optimizer, self.schedule = make_optimizer(model.parameters(), config, total_steps)
+
+    def prepare(self, accelerator: Accelerator) -> None:
+        """Hand the model, optimiser and schedule to ``accelerator``; the EMA follows to its device."""
+        self.model, self.optimizer, self.schedule = accelerator.prepare(self.model, self.optimizer, self.schedule)
+        self.ema.model.to(accelerator.device)
+
+    def step(self, accelerator: Accelerator) -> None:
+        """After the backward pass: clip gradients, step the optimiser and the schedule, update the EMA."""
+        if self.grad_clip > 0:
+            accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.ema.update(accelerator.unwrap_model(self.model))
