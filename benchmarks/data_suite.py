@@ -1,6 +1,6 @@
 """The ``data`` benchmark: how fast NW-UCLA is read and how fast its archive loads.
 
-Timings follow PROTOCOL.md: one warm-up, then the median of repeated runs. The warm-up
+Timings: one warm-up, then the median of repeated runs. The warm-up
 read keeps every clip, so the suite also reports which clips ``min_frames`` drops, per
 class and per view.
 """
@@ -29,7 +29,7 @@ class SuiteConfig:
 
     Attributes:
         data_dir: the NW-UCLA ``all_sqe`` folder; empty means ``$NW_UCLA_DIR`` if set, else
-            ``shared/data/NW-UCLA/all_sqe`` beside the project's checkout.
+            ``datasets/NW-UCLA/all_sqe`` in the checkout.
         read_repeats: timed reads of the whole folder (after one warm-up read).
         load_repeats: timed loads of the converted archive (after one warm-up load).
         min_frames: the ``read_dataset`` option whose effect is counted.
@@ -42,10 +42,10 @@ class SuiteConfig:
 
 
 def default_nw_ucla_dir() -> Path:
-    """``$NW_UCLA_DIR``, else ``../shared/data/NW-UCLA/all_sqe`` relative to the checkout."""
+    """``$NW_UCLA_DIR``, else ``datasets/NW-UCLA/all_sqe`` relative to the checkout."""
     if os.environ.get("NW_UCLA_DIR"):
         return Path(os.environ["NW_UCLA_DIR"])
-    return ASSETS_DIR.parent.parent / "shared" / "data" / "NW-UCLA" / "all_sqe"
+    return ASSETS_DIR.parent / "datasets" / "NW-UCLA" / "all_sqe"
 
 
 def _timed(function: Callable[[], object], repeats: int) -> list[float]:

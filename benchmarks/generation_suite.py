@@ -4,7 +4,7 @@ The models are those a co-training run of the given preset builds (the default `
 the ``default`` recognizer, the ``cpu`` generator, 52 frames, Kinect v1, 12 classes), freshly
 initialised: sampling costs the same whatever the weights. The data is a small procedural
 dataset (the exemplar bank of feature guidance). Each guidance setting samples one warm-up batch
-(two steps) and then ``repeats`` timed batches; the figure is their median (PROTOCOL.md). The
+(two steps) and then ``repeats`` timed batches; the figure is their median. The
 torch thread count and the machine's load average are recorded beside the figures: on a shared
 CPU they explain most of the spread. For comparison, the published pipeline needs 1000 DDPM
 steps at about 8.8 s per clip on 2 CPU threads.

@@ -1,7 +1,7 @@
 """The ``imdm`` benchmark: recognizer inference, training steps and the triplet loss on the CPU; the
 co-training step on the device Accelerate picks (the GPU where there is one).
 
-Follows PROTOCOL.md: threads stated, warm-up runs, then medians (with min and max) of repeated
+Timings: threads stated, warm-up runs, then medians (with min and max) of repeated
 runs. All jobs of a group are timed round-robin (one run of each per repeat), so a load
 change on a shared machine hits them alike and their ratios stay comparable inside one run.
 With ``reference`` on, a replica of the published recognizer (``I_MDM_SkateTrans``, at its

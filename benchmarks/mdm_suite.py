@@ -1,6 +1,6 @@
 """The ``mdm`` benchmark: training-step and sampling time of the MDM denoiser on the CPU.
 
-Follows PROTOCOL.md: threads stated, warm-up runs, then medians (with min and max) of repeated
+Timings: threads stated, warm-up runs, then medians (with min and max) of repeated
 runs. The variants are timed round-robin (one run of each per repeat), so a load change on a
 shared machine hits them alike and their ratios stay comparable inside one run. With
 ``reference`` on, a replica of the published MDM denoiser (sequence-first

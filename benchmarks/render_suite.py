@@ -1,7 +1,7 @@
 """The ``render`` benchmark: how fast a stick-figure clip becomes an MP4 (and a GIF).
 
 The clip is a ``walk_in_place`` clip of the built-in procedural dataset (Kinect v1, 20
-joints), so the suite needs no data files. Timings follow PROTOCOL.md: one warm-up, then the
+joints), so the suite needs no data files. Timings: one warm-up, then the
 median of repeated runs; each run renders every frame and writes the file.
 """
 

@@ -9,7 +9,7 @@ Each shard holds its clips with the recognizer's confidence for the target class
 distance to the nearest real training clip; merging applies the filters and writes one archive
 and a JSON summary. Layout for ``--out syn.npz``::
 
-    syn.npz           the merged, filtered archive (DATA_FORMAT.md), every clip split 'train'
+    syn.npz           the merged, filtered archive (docs/data_format.md), every clip split 'train'
     syn.json          settings and counts (generated, dropped per filter, kept, per class)
     syn.shards/       plan.json and shard_00000.npz ... (kept: re-filtering needs no sampling)
 """

@@ -136,3 +136,75 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def save_yaml(config: Any, path: str | Path) -> None:
     """Write a dataclass config as YAML (the resolved config saved beside outputs)."""
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+@dataclasses.dataclass
+class Setting:
+    """One setting of a config, for the options reference.
+
+    Attributes:
+        key: dotted path, as ``--set`` takes it (``recognizer.optim.lr``).
+        type: the annotation as written in the source (``float``, ``str | None``).
+        default: the value a new config has, as YAML (``0.001``, ``[0.9, 1.1]``).
+        doc: the field's docstring, or its entry in the class's ``Attributes:`` section; may be empty.
+    """
+
+    key: str
+    type: str
+    default: str
+    doc: str
+
+
+def _field_docs(cls: type) -> dict[str, tuple[str, str]]:
+    """``{field: (annotation source, doc)}`` of a dataclass, from the docstring string that follows each
+    field in the source, else from the ``Attributes:`` section of the class docstring."""
+    import ast
+    import inspect
+    import textwrap
+
+    attributes: dict[str, str] = {}
+    name = None
+    in_section = False
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_section = True
+            continue
+        if not in_section:
+            continue
+        if line and not line.startswith(" "):
+            break
+        match = re.match(r"^ {4}(\w+): (.*)$", line)
+        if match:
+            name = match.group(1)
+            attributes[name] = match.group(2).strip()
+        elif name and stripped:
+            attributes[name] += " " + stripped
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for statement, following in zip(body, body[1:] + [None]):
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            field_name = statement.target.id
+            doc = attributes.get(field_name, "")
+            if (isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)):
+                doc = " ".join(following.value.value.split())
+            docs[field_name] = (ast.unparse(statement.annotation), doc)
+    return docs
+
+
+def settings_of(config: Any, prefix: str = "") -> list[Setting]:
+    """Every leaf setting of a dataclass config instance, in field order, nested sections flattened
+    with dotted keys; defaults are the instance's values."""
+    rows: list[Setting] = []
+    docs = _field_docs(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        key = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(value):
+            rows += settings_of(value, f"{key}.")
+            continue
+        annotation, doc = docs.get(field.name, ("", ""))
+        default = yaml.safe_dump(to_dict(value), default_flow_style=True, width=1000).strip()
+        rows.append(Setting(key, annotation, default.removesuffix("\n...").removesuffix(" ..."), doc))
+    return rows

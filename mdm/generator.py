@@ -34,7 +34,12 @@ STATS_FILE = "norm_stats.safetensors"
 
 @dataclass
 class DiffusionConfig:
-    """The noise process (MDM: 1000 steps, cosine schedule)."""
+    """The noise process (MDM: 1000 steps, cosine schedule).
+
+    Attributes:
+        num_train_timesteps: steps of the forward process.
+        beta_schedule: ``cosine`` or ``linear``.
+    """
 
     num_train_timesteps: int = 1000
     beta_schedule: str = "cosine"

@@ -1,8 +1,8 @@
 """Convert a dataset in any readable format into one motion archive (.npz).
 
-    python run/convert_dataset.py --format nw-ucla --input ../shared/data/NW-UCLA/all_sqe \
+    python run/convert_dataset.py --format nw-ucla --input datasets/NW-UCLA/all_sqe \
         --output datasets/nw_ucla.npz [--min-frames 2] [--option protocol=xview]
-    python run/convert_dataset.py --format nw-ucla --input ../shared/data/NW-UCLA/all_sqe \
+    python run/convert_dataset.py --format nw-ucla --input datasets/NW-UCLA/all_sqe \
         --output fold_v1v2.npz --view-fold 1:2     # train on view 1, test on view 2, view 3 left out
 
 A view fold (TRAIN:TEST, comma-separated views on each side) keeps only those views' clips, for

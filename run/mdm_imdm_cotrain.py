@@ -1,7 +1,7 @@
 """Co-train the I-MDM recognizer and the MDM motion diffusion model: the main job.
 
     python run/mdm_imdm_cotrain.py                       # built-in data, cpu preset (~10 min)
-    python run/mdm_imdm_cotrain.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe --seed 1
+    python run/mdm_imdm_cotrain.py --dataset nw-ucla --data-root datasets/NW-UCLA/all_sqe --seed 1
     python run/mdm_imdm_cotrain.py --resume outputs/mdm_imdm_cotrain/procedural-cpu-seed0
     accelerate launch --multi_gpu --num_processes 4 run/mdm_imdm_cotrain.py --preset paper ...
 

@@ -1,7 +1,7 @@
 """Train the motion diffusion model (MDM) alone.
 
     python run/mdm_train.py                                   # built-in data, cpu preset
-    python run/mdm_train.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe
+    python run/mdm_train.py --dataset nw-ucla --data-root datasets/NW-UCLA/all_sqe
     python run/mdm_train.py --resume outputs/mdm_train/procedural-cpu-seed0
     accelerate launch --multi_gpu --num_processes 4 run/mdm_train.py --preset paper ...
 

@@ -1,7 +1,7 @@
 """Train the evaluator recognizer (a small ST-GCN) that judges generated motion.
 
     python run/train_evaluator.py                                  # built-in data, cpu preset
-    python run/train_evaluator.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe \
+    python run/train_evaluator.py --dataset nw-ucla --data-root datasets/NW-UCLA/all_sqe \
         --output-dir outputs/evaluator/nw-ucla
     python run/train_evaluator.py --resume outputs/evaluator/nw-ucla
 

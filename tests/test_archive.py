@@ -1,4 +1,4 @@
-"""The motion archive: round trips, every refusal of DATA_FORMAT.md, atomic writes."""
+"""The motion archive: round trips, every refusal of docs/data_format.md, atomic writes."""
 
 from __future__ import annotations
 

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
 import trimesh
+from format_files import real_nw_ucla_dir
 from render_files import kinect_clip, smpl_rest_joints, write_fake_smpl_model
 
 from benchmarks.render_suite import SuiteConfig, run_suite
 from mdm.errors import ConfigError, UserError
 from mdm.render import View, check_video_path, render_frames, render_video, write_video
 from mdm.render.figure import facing_azimuth, resolve_grid, to_plot
-from mdm.render.mesh import MeshSequence, SmplBody, export_meshes, render_mesh_frames, render_mesh_video
+from mdm.render.mesh import (
+    MeshSequence,
+    SmplBody,
+    export_meshes,
+    render_mesh_frames,
+    render_mesh_video,
+)
 from mdm.render.stick import CENTRE, LEFT, PERSON_COLOURS, RIGHT, joint_sides
 from mdm.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from mdm.skeleton import Skeleton, load_skeleton
 
 KINECT = load_skeleton("kinect_v1")
 SMALL = View(panel_size=64, dpi=40)
-NW_UCLA_DIR = Path(os.environ.get("NW_UCLA_DIR") or Path(__file__).resolve().parents[2] / "shared/data/NW-UCLA/all_sqe")
+NW_UCLA_DIR = real_nw_ucla_dir()
 
 
 def colour_mask(frame: np.ndarray, hex_colour: str, tolerance: int = 40) -> np.ndarray:

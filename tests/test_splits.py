@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from format_files import real_nw_ucla_dir
 
 from mdm.data.dataset import MotionDataset
 from mdm.data.splits import (
@@ -172,15 +171,11 @@ def test_data_config_train_fraction_reduces_the_training_split_only() -> None:
         DataConfig(train_fraction=0.0)
 
 
-def nw_ucla_dir() -> Path:
-    return Path(os.environ.get("NW_UCLA_DIR", Path(__file__).resolve().parents[2] / "shared/data/NW-UCLA/all_sqe"))
-
-
 def test_nw_ucla_validation_split_is_subject_disjoint() -> None:
-    if not nw_ucla_dir().is_dir():
+    if not real_nw_ucla_dir().is_dir():
         pytest.skip("NW-UCLA data not found (set NW_UCLA_DIR)")
     reader = pytest.importorskip("mdm.data.readers.nw_ucla")
-    dataset = reader.read_nw_ucla(nw_ucla_dir())
+    dataset = reader.read_nw_ucla(real_nw_ucla_dir())
     carved = carve_validation_split(dataset, fraction=0.1, seed=0)
     check_common(dataset, carved)
     assert set(carved.subjects[carved.split == "val"]).isdisjoint(carved.subjects[carved.split == "train"])

@@ -1,6 +1,6 @@
 """DIAGNOSTIC: how well the recognizers' view normalisation agrees across cameras, per view reference.
 
-    python benchmarks/diagnostics/view_agreement.py --dataset nw-ucla --data-root ../shared/data/NW-UCLA/all_sqe
+    python benchmarks/diagnostics/view_agreement.py --dataset nw-ucla --data-root datasets/NW-UCLA/all_sqe
     python benchmarks/diagnostics/view_agreement.py --dataset archive --data-root nw_ucla.npz --json out.json
 
 Multi-view datasets (NW-UCLA, NTU RGB+D) film each performance with several cameras at once, so

@@ -1,6 +1,6 @@
 """The I-MDM recognizer: skeleton graph stages on joint tokens, then transformer stages on frame tokens.
 
-Layout (DESIGN.md): input ``[B, T, J, C]`` for one person or ``[B, M, T, J, C]`` for several.
+Layout (docs/architecture.md): input ``[B, T, J, C]`` for one person or ``[B, M, T, J, C]`` for several.
 
 Design, stage by stage (``joint_stages`` leading stages keep the joint axis, the rest do not):
 

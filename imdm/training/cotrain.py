@@ -66,7 +66,20 @@ RECOGNIZER_KEPT = "EMA recognizer at the end of the schedule"
 
 @dataclass
 class RecognizerSection:
-    """The recognizer and its losses."""
+    """The recognizer and its losses.
+
+    Attributes:
+        preset: recognizer size (:data:`imdm.models.recognizer.PRESETS`: ``tiny``, ``default``, ``paper``).
+        overrides: fields of the preset's architecture replaced, e.g. ``{joint_stages: 2}``
+            (:class:`imdm.models.recognizer.RecognizerConfig`; unknown names are refused).
+        label_smoothing: of the cross-entropy.
+        triplet_weight: weight of the batch-hard triplet loss on pooled features (0 turns it off).
+        triplet_margin: its margin, on L2-normalised features.
+        triplet_layers: the stages whose pooled features it is computed on (-1: the last).
+        optim: AdamW settings of the recognizer.
+        ema_decay: decay of the recognizer's weight average (the model kept and evaluated).
+        input_drop: occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default.
+    """
 
     preset: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -77,12 +90,24 @@ class RecognizerSection:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100))
     ema_decay: float = 0.98
     input_drop: InputDropConfig = field(default_factory=InputDropConfig)
-    """Occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default."""
 
 
 @dataclass
 class GeneratorSection:
-    """The diffusion model trained alongside; ``enabled: false`` trains the recognizer alone."""
+    """The diffusion model trained alongside.
+
+    Attributes:
+        enabled: false trains the recognizer alone (no generator, about twice as fast).
+        preset: denoiser size (:data:`mdm.models.denoiser.PRESETS`: ``tiny``, ``cpu``, ``paper``).
+        overrides: fields of the preset's denoiser replaced (:class:`mdm.models.denoiser.DenoiserConfig`).
+        diffusion: the noise process.
+        loss: weights of the diffusion loss's terms.
+        optim: AdamW settings of the denoiser.
+        weight: weight of the diffusion loss in the joint loss.
+        feature_stages: the recognizer stages whose features condition the denoiser (null: all).
+        detach_features: stop the diffusion loss's gradient from reaching the recognizer.
+        ema_decay: decay of the denoiser's weight average (the model kept and sampled from).
+    """
 
     enabled: bool = True
     preset: str = "cpu"
@@ -103,10 +128,13 @@ class CoTrainConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     epochs: int = 60
+    """Passes over the training clips; the whole schedule always runs (no early stopping)."""
     batch_size: int = 64
+    """Clips per optimisation step, over all processes together."""
     mixed_precision: str = "no"
     """``bf16`` pays on a GPU and on a CPU with AVX-512 BF16 or AMX; elsewhere it is slower."""
     seed: int = 0
+    """Seeds the models' initialisation, the batch order and the augmentation."""
     train_on_validation: bool = False
     """Train on the validation clips as well: the final refit once a recipe has been fixed (on
     view folds, or by earlier runs' validation); validation figures are then taken on clips the
@@ -121,7 +149,9 @@ class CoTrainConfig:
     balanced: bool = False
     """Draw training clips with probability inverse to their class's frequency."""
     num_workers: int = 0
+    """Data-loading worker processes (0: in the training process)."""
     log_every: int = 10
+    """Steps between two rows of ``log.csv``."""
     render_samples: bool = True
     """Write a video of one generated clip per class at the end (needs the generator)."""
 

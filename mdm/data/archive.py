@@ -1,6 +1,6 @@
 """The project's motion archive (``.npz``): read with full validation, write atomically.
 
-The format is specified in DATA_FORMAT.md (see the README). Every rule is checked before
+The format is specified in docs/data_format.md (see the README). Every rule is checked before
 any dataset object exists, so a bad file is refused whole with one message naming the
 file and the key.
 """
@@ -105,7 +105,7 @@ def read_archive(path: str | Path) -> MotionDataset:
     """Read a motion archive, refusing any file that breaks the format.
 
     Args:
-        path: an ``.npz`` written by :func:`write_archive` or any tool following DATA_FORMAT.md.
+        path: an ``.npz`` written by :func:`write_archive` or any tool following docs/data_format.md.
 
     Returns:
         The dataset; clips are float32 ``[T, J, 3]`` or ``[T, M, J, 3]`` views into one array.

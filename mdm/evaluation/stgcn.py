@@ -5,7 +5,7 @@ independent of the I-MDM recognizer: a different architecture (graph convolution
 fixed, normalised adjacency subsets and temporal convolutions, after Yan et al., "Spatial
 Temporal Graph Convolutional Networks", 2018), trained separately on real training clips only.
 
-Layout: input ``[B, T, J, C]`` (DESIGN.md); inside the network ``[B, C, T, J]`` so that the
+Layout: input ``[B, T, J, C]`` (docs/architecture.md); inside the network ``[B, C, T, J]`` so that the
 convolutions run over time and joints.
 
 * Input streams: joint positions, and optionally bones (joint minus parent) and motion (next

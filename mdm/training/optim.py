@@ -15,7 +15,15 @@ from mdm.training.ema import EMA
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay to ``min_lr_ratio * lr``; gradient clipping."""
+    """AdamW with linear warm-up and cosine decay; gradient clipping.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: of weight matrices (biases and norms have none).
+        betas: AdamW's.
+        warmup_steps: linear warm-up (at most a tenth of the schedule).
+        grad_clip: largest gradient norm (0: no clipping).
+    """
 
     lr: float = 2e-4
     weight_decay: float = 0.01
