@@ -629,7 +629,7 @@ def generate_procedural_dataset(
         skeleton=_SKELETON,
         subjects=subject_ids,
         views=views,
-        clip_ids=[f"syn_a{labels[i]:02d}_s{subject_ids[i]:02d}_e{episode[i]:02d}_v{views[i]:02d}" for i in range(n)],
+        clip_ids=[f"proc_a{labels[i]:02d}_s{subject_ids[i]:02d}_e{episode[i]:02d}_v{views[i]:02d}" for i in range(n)],
         split=np.where(subject_ids > num_subjects - num_test_subjects, "test", "train"),
         fps=FPS,
         source=f"{GENERATOR_VERSION} seed={seed}",
