@@ -142,3 +142,37 @@ def test_nothing_points_outside_the_repository() -> None:
     offenders = [name for name in tracked if name.endswith((".py", ".md", ".yaml", ".toml"))
                  and outside.search((REPO / name).read_text(errors="replace"))]
     assert not offenders
+
+
+def readme_section(title: str) -> str:
+    """The text of one ``### title`` section of the README."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"### {title}\n")
+    end = text.find("\n## ", start)
+    following = text.find("\n### ", start + 1)
+    return text[start:min(i for i in (end, following) if i != -1)]
+
+
+@pytest.mark.slow
+def test_the_readme_recipes_on_the_procedural_data_run_at_the_tiny_preset(tmp_path: Path) -> None:
+    """The README's recipes that need no downloaded data, run as written from a fresh folder, training
+    scripts at the tiny preset for three epochs."""
+    (tmp_path / "datasets").symlink_to(REPO / "datasets")  # the built-in data's cache, as in a checkout
+
+    def run(script: str, argv: list[str]) -> None:
+        if Path(script).name in SETTINGS:
+            argv = argv + ["--preset", "tiny", "--set", "epochs=3"]
+        result = subprocess.run([sys.executable, str(REPO / script), *argv], cwd=tmp_path, capture_output=True,
+                                text=True)
+        assert result.returncode == 0, f"{script} {' '.join(argv)}\n{result.stderr[-3000:]}"
+
+    run("run/mdm_imdm_cotrain.py", ["--output-dir", "outputs/mdm_imdm_cotrain/procedural-cpu-seed0",
+                                    "--set", "render_samples=false"])
+    for title in ("Recognize clips", "Generate, render, evaluate", "Retrain with synthetic clips"):
+        found = commands(readme_section(title))
+        assert found, title
+        for script, argv in found:
+            run(script, argv)
+    assert (tmp_path / "outputs/samples.mp4").stat().st_size > 0
+    mixed = sorted((tmp_path / "outputs").glob("mdm_imdm_cotrain_with_mix_dataset/*/metrics.json"))
+    assert len(mixed) == 2
