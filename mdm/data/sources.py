@@ -37,7 +37,8 @@ class DataConfig:
     """Which data to train on and how to split it.
 
     Attributes:
-        name: one of :data:`DATASET_NAMES`.
+        name: ``procedural`` (built in), ``nw-ucla``, ``humanact12``, ``humanact12poses``, ``ntu13``,
+            ``ntu-skeleton``, or ``archive`` (a motion archive, ``.npz``).
         root: file or folder to read (an ``.npz`` for ``archive``); None = the default place
             under ``datasets/`` (:data:`DEFAULT_ROOTS`).
         min_frames: clips shorter than this are dropped (and logged).
