@@ -1,4 +1,4 @@
-"""The mdm and imdm benchmark suites report the issues' headline figures, consistent with their details.
+"""The mdm and imdm benchmark suites report their headline figures, consistent with their details.
 
 Tiny presets, one warm-up, one repeat, small batches and one thread (a second thread only
 waits on a shared 2-core machine): seconds, not a measurement.
@@ -29,7 +29,7 @@ def _close(a: float, b: float, rel: float = 2e-3) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
-def test_mdm_suite_through_the_script_reports_the_issue_figures(tmp_path: Path) -> None:
+def test_mdm_suite_through_the_script_reports_the_headline_figures(tmp_path: Path) -> None:
     out = tmp_path / "mdm.json"
     options = ["frames=16", "train_batch=4", "sample_batch=2", "sample_steps=3", "warmup=1", "repeats=1",
                "threads=1", "num_joints=5", "num_channels=3", "num_classes=4"]

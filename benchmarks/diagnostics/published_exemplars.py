@@ -2,7 +2,7 @@
 
 The I-MDM paper's published code takes the exemplars of feature guidance from the test set. This
 script reproduces that protocol on one of our co-training runs, only to measure how much of a
-real + synthetic gain it explains (docs/results.md, issue 5, "Session 21"). Its archives must
+real + synthetic gain it explains (docs/results.md, "Synthetic data"). Its archives must
 never be used to choose or report anything else: they carry the test clips' labels into training.
 
 It is ``run/mdm_guided_generation.py --guidance feature --per-class N`` with one change: the

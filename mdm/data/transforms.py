@@ -267,7 +267,7 @@ def side_direction(poses: np.ndarray, skeleton: Skeleton, reference: str = "firs
     ``first_frame``: the hip line (the shoulders if there are no hips) of the first pose.
     ``clip``: over every pose ``[F, J, 3]`` and every left/right joint pair, the horizontal
     right-to-left direction as a unit vector, summed: steadier than one hip line of a noisy
-    skeleton (docs/results.md, "Session 13").
+    skeleton (docs/results.md, "Recognition").
     """
     _check_reference(reference)
     poses = _as_poses(poses)
