@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import re
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -158,10 +161,6 @@ class Setting:
 def _field_docs(cls: type) -> dict[str, tuple[str, str]]:
     """``{field: (annotation source, doc)}`` of a dataclass, from the docstring string that follows each
     field in the source, else from the ``Attributes:`` section of the class docstring."""
-    import ast
-    import inspect
-    import textwrap
-
     attributes: dict[str, str] = {}
     name = None
     in_section = False
@@ -206,5 +205,5 @@ def settings_of(config: Any, prefix: str = "") -> list[Setting]:
             continue
         annotation, doc = docs.get(field.name, ("", ""))
         default = yaml.safe_dump(to_dict(value), default_flow_style=True, width=1000).strip()
-        rows.append(Setting(key, annotation, default.removesuffix("\n...").removesuffix(" ..."), doc))
+        rows.append(Setting(key, annotation, default.removesuffix("\n..."), doc))
     return rows
