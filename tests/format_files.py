@@ -20,6 +20,24 @@ def real_nw_ucla_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "datasets/NW-UCLA/all_sqe"
 
 
+def real_kard_dir() -> Path:
+    """Where the real KARD data lies: ``$KARD_DIR``, else ``datasets/KARD/realworld`` in the checkout."""
+    if os.environ.get("KARD_DIR"):
+        return Path(os.environ["KARD_DIR"])
+    return Path(__file__).resolve().parents[1] / "datasets/KARD/realworld"
+
+
+def write_kard_clip(folder: Path, activity: int, subject: int, repetition: int, frames: int,
+                    seed: int = 0) -> np.ndarray:
+    """Write ``aAA_sSS_eEE_realworld.txt`` (one ``x y z`` line per joint, millimetres) with random
+    joints; return them in metres, float32 ``[T, 15, 3]``."""
+    joints_mm = np.round(np.random.default_rng(seed).normal(0, 500, size=(frames, 15, 3)), 3)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [" ".join(f"{v:.3f}" for v in joint) for joint in joints_mm.reshape(-1, 3)]
+    (folder / f"a{activity:02d}_s{subject:02d}_e{repetition:02d}_realworld.txt").write_text("\n".join(lines) + "\n")
+    return (joints_mm / 1000).astype(np.float32)
+
+
 def write_nw_ucla_clip(folder: Path, action: int, subject: int, episode: int, view: int, frames: int,
                        seed: int = 0) -> np.ndarray:
     """Write ``aAA_sSS_eEE_vVV.json`` with random joints; return them, float32 ``[T, 20, 3]``."""

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from format_files import (
     ntu_skeleton_text,
+    real_kard_dir,
     real_nw_ucla_dir,
+    write_kard_clip,
     write_humanact12_clip,
     write_ntu_clip,
     write_nw_ucla_clip,
@@ -21,9 +23,62 @@ from mdm.data.archive import write_archive
 from mdm.data.classes import load_class_table
 from mdm.data.readers import DEFAULT_MIN_FRAMES, read_dataset
 from mdm.data.readers.humanact12 import read_humanact12
+from mdm.data.readers.kard import read_kard
 from mdm.data.readers.ntu_skeleton import NTU60_TRAIN_SUBJECTS, read_ntu_skeleton
 from mdm.data.readers.nw_ucla import read_nw_ucla
 from mdm.errors import ConfigError, DataFormatError
+
+# ---------------------------------------------------------------- KARD
+
+
+def test_kard_reads_metres_labels_subjects_and_cross_subject_split(tmp_path: Path) -> None:
+    first = write_kard_clip(tmp_path, activity=1, subject=1, repetition=1, frames=4, seed=1)
+    write_kard_clip(tmp_path, activity=9, subject=2, repetition=3, frames=3, seed=2)
+    last = write_kard_clip(tmp_path, activity=18, subject=10, repetition=2, frames=5, seed=3)
+    dataset = read_kard(tmp_path)
+    assert dataset.labels.tolist() == [0, 8, 17] and len(dataset.class_names) == 18
+    assert dataset.class_names[17] == "stand up" and dataset.skeleton.name == "openni_15"
+    assert dataset.subjects.tolist() == [1, 2, 10] and dataset.split.tolist() == ["train", "test", "test"]
+    assert np.allclose(dataset.clips[0], first, atol=1e-6) and np.allclose(dataset.clips[2], last, atol=1e-6)
+    assert dataset.clip_ids[0] == "a01_s01_e01_realworld" and dataset.fps == 30.0
+    assert read_kard(tmp_path, train_subjects=(2,)).split.tolist() == ["test", "train", "test"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("a01_s01_e02_realworld.txt", "1 2 3\n" * 14, "whole frames of 15"),
+        ("a01_s01_e02_realworld.txt", "1 2 3\n" * 14 + "1 2\n", "line 15"),
+        ("a01_s01_e02_realworld.txt", "1 2 x\n" * 15, "line 1:"),
+        ("a01_s01_e02_realworld.txt", "nan 2 3\n" * 15, "NaN"),
+        ("a01_s01_e02_realworld.txt", "", "no frames"),
+        ("a1_s01_e02_realworld.txt", "1 2 3\n" * 15, "file name"),
+        ("a19_s01_e02_realworld.txt", "1 2 3\n" * 15, "a19"),
+    ],
+)
+def test_kard_refuses_a_bad_file_naming_it(tmp_path: Path, name: str, content: str, words: str) -> None:
+    write_kard_clip(tmp_path, activity=1, subject=1, repetition=1, frames=2)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataFormatError) as error:
+        read_kard(tmp_path)
+    assert name in str(error.value) and words in str(error.value)
+
+
+def test_real_kard_has_540_clips_and_bones_of_constant_length() -> None:
+    folder = real_kard_dir()
+    if not folder.is_dir():
+        pytest.skip(f"real KARD data not found at {folder} (set KARD_DIR)")
+    dataset = read_dataset("kard", folder)
+    assert len(dataset) == 540 and np.bincount(dataset.labels).tolist() == [30] * 18
+    assert np.sum(dataset.split == "train") == 270
+    parents = np.array(dataset.skeleton.parents)
+    children = np.flatnonzero(parents >= 0)
+    spread = []
+    for clip in dataset.clips:  # the skeleton's links are the ones along which lengths stay constant
+        lengths = np.linalg.norm(clip[:, children] - clip[:, parents[children]], axis=-1)
+        spread.append(np.median(lengths.std(0) / lengths.mean(0)))
+    assert np.median(spread) < 0.05
+
 
 # ---------------------------------------------------------------- NW-UCLA
 

@@ -20,6 +20,7 @@ logger = logging.getLogger("mdm.data")
 
 READERS: dict[str, str] = {
     "nw-ucla": "mdm.data.readers.nw_ucla:read_nw_ucla",
+    "kard": "mdm.data.readers.kard:read_kard",
     "humanact12": "mdm.data.readers.humanact12:read_humanact12",
     "humanact12poses": "mdm.data.readers.smpl_pickles:read_humanact12poses",
     "ntu13": "mdm.data.readers.smpl_pickles:read_ntu13",
