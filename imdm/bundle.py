@@ -45,6 +45,10 @@ class TrainedRecognizer:
         self.model = model.eval()
 
     @property
+    def class_names(self) -> list[str]:
+        return self.spec.class_names
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -1,6 +1,7 @@
-"""Classify the clips of a motion archive with a trained recognizer.
+"""Classify the clips of a motion archive with a trained recognizer or a stream ensemble.
 
     python run/recognize.py --checkpoint outputs/mdm_imdm_cotrain/procedural-cpu-seed0 clips.npz [--json] [--top 3]
+    python run/recognize.py --checkpoint outputs/train_ensemble/procedural-cpu-seed0 clips.npz
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import numpy as np
 import torch
 
-from imdm.bundle import TrainedRecognizer
+from imdm.ensemble import load_classifier
 from mdm.cli import run_main
 from mdm.data.archive import read_archive
 from mdm.errors import ConfigError
@@ -20,17 +21,18 @@ from mdm.errors import ConfigError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("archive", help="motion archive (.npz) whose clips to classify")
-    parser.add_argument("--checkpoint", required=True, help="a co-training run folder (or its recognizer/ folder)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a co-training run folder (or its recognizer/ folder), or an ensemble folder")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--top", type=int, default=1, help="how many classes to list per clip")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
-    recognizer = TrainedRecognizer.load(args.checkpoint, device="cuda" if torch.cuda.is_available() else "cpu")
+    classifier = load_classifier(args.checkpoint, device="cuda" if torch.cuda.is_available() else "cpu")
     dataset = read_archive(args.archive)
-    probabilities = recognizer.predict(dataset, batch_size=args.batch_size)
-    names = recognizer.spec.class_names
+    probabilities = classifier.predict(dataset, batch_size=args.batch_size)
+    names = classifier.class_names
     rows = []
     for clip_id, label, probs in zip(dataset.clip_ids, dataset.labels, probabilities):
         order = np.argsort(-probs)[: args.top]

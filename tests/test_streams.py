@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mdm.data.streams import input_streams
+from mdm.data.streams import input_streams, stream_name
 from mdm.skeleton import load_skeleton
 
 PARENTS = torch.tensor(load_skeleton("kinect_v1").parents)
@@ -34,3 +34,15 @@ def test_bone_and_motion_ignore_a_translation_and_a_ramp_moves_by_one() -> None:
 def test_unknown_stream_is_refused() -> None:
     with pytest.raises(ValueError, match="velocity"):
         input_streams(torch.zeros(1, 2, 20, 3), PARENTS, ("velocity",))
+
+
+def test_bone_motion_is_the_frame_difference_of_bones_and_codes_name_streams() -> None:
+    x = torch.randn(2, 6, 20, 3)
+    bone, bone_motion = input_streams(x, PARENTS, ("bone", "bone_motion")).split(3, dim=-1)
+    assert torch.allclose(bone_motion[:, :-1], bone[:, 1:] - bone[:, :-1])
+    assert torch.equal(bone_motion[:, -1], torch.zeros_like(bone_motion[:, -1]))  # zero padding at the end
+    assert torch.equal(bone_motion[:, :, 0], torch.zeros_like(bone_motion[:, :, 0]))  # the root has no bone
+    assert [stream_name(code) for code in ("j", "b", "jm", "bm")] == ["joint", "bone", "motion", "bone_motion"]
+    assert stream_name("bone") == "bone"
+    with pytest.raises(ValueError, match="jm \\(motion\\)"):
+        stream_name("jb")

@@ -4,10 +4,11 @@ Layout (docs/architecture.md): input ``[B, T, J, C]`` for one person or ``[B, M,
 
 Design, stage by stage (``joint_stages`` leading stages keep the joint axis, the rest do not):
 
-* Input streams: joint positions, bones (joint minus parent joint) and motion (frame
-  difference), concatenated on channels, normalised per joint and channel (BatchNorm, as
-  ST-GCN's data BN); ``temporal_patch`` consecutive frames of a joint are embedded together
-  by one linear map shared by all joints, plus a learned joint embedding.
+* Input streams (:mod:`mdm.data.streams`): by default joint positions, bones (joint minus
+  parent joint) and motion (frame difference), concatenated on channels, normalised per joint
+  and channel (BatchNorm, as ST-GCN's data BN); ``temporal_patch`` consecutive frames of a
+  joint are embedded together by one linear map shared by all joints, plus a learned joint
+  embedding.
 * Joint stages ``[N, T, J, C]``: blocks of (a) graph mixing across joints with learnable
   adjacencies initialised from the skeleton (self, parent, children, whole body) and (b) a
   convolutional feed-forward whose depthwise temporal convolution mixes neighbouring frames.
@@ -60,7 +61,7 @@ class RecognizerConfig:
         num_persons: ``M`` of a ``[B, M, T, J, C]`` input; a ``[B, T, J, C]`` input is one person.
         parents: parent joint of each joint (-1 for the root), for the bone stream and the
             initial adjacency of the graph mixers.
-        streams: which of ``joint``, ``bone``, ``motion`` are computed as input channels.
+        streams: which of ``joint``, ``bone``, ``motion``, ``bone_motion`` are computed as input channels.
         widths: per stage, the token width (per joint in joint stages, per frame after).
         depths: per stage, the number of blocks.
         ff: per stage, the hidden width of the convolutional feed-forward.
@@ -79,7 +80,7 @@ class RecognizerConfig:
     num_frames: int = 52
     num_persons: int = 1
     parents: tuple[int, ...] = field(default_factory=_kinect_v1_parents)
-    streams: tuple[str, ...] = STREAMS
+    streams: tuple[str, ...] = ("joint", "bone", "motion")
     widths: tuple[int, ...] = (48, 192, 256)
     depths: tuple[int, ...] = (2, 2, 2)
     ff: tuple[int, ...] = (96, 384, 512)

@@ -20,6 +20,7 @@ Run folder::
     config.yaml  checkpoints/  log.csv  curves.png
     recognizer/  generator/                 kept models, ready for recognize.py / sampling
     metrics.json  per_class_accuracy.csv  confusion_matrix.png  summary.txt
+    scores.npz                              the kept recognizer's logits on validation and test
     samples_per_class.npz  samples_per_class.mp4   one generated clip per class
 """
 
@@ -60,6 +61,8 @@ logger = logging.getLogger("imdm.cotrain")
 VALIDATION_SEED = 1234
 SAMPLES_VIDEO = "samples_per_class.mp4"
 """The run folder's video of one generated clip per class (checked writable before training)."""
+SCORES_FILE = "scores.npz"
+"""The run folder's validation and test logits of the kept recognizer."""
 RECOGNIZER_KEPT = "EMA recognizer at the end of the schedule"
 """Which recognizer a run keeps, as written to metrics.json."""
 
@@ -317,7 +320,9 @@ class CoTrainer(EpochTrainer):
         write metrics.json, per_class_accuracy.csv, confusion_matrix.png, curves.png, summary.txt
         and, with a generator, one generated clip per class (archive and video)."""
         out = self.output_dir
-        report = self.test_report(TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device).model)
+        kept = TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device).model
+        report = self.test_report(kept)
+        self.save_scores(kept)
         extra = self.state.extra
         metrics = {
             "dataset": self.config.data.name,
@@ -354,6 +359,16 @@ class CoTrainer(EpochTrainer):
         (out / "summary.txt").write_text(summary)
         print(summary)
         return metrics
+
+    def save_scores(self, model: torch.nn.Module) -> None:
+        """``scores.npz``: logits ``[N, K]``, labels and clip ids of the validation and test splits,
+        what an ensemble of separately trained recognizers fuses (:mod:`imdm.ensemble`)."""
+        arrays: dict[str, np.ndarray] = {}
+        for split, dataset in (("val", self.val_set), ("test", self.test_set)):
+            arrays[f"{split}_logits"] = self.predict(dataset, model)[0]
+            arrays[f"{split}_labels"] = np.asarray(dataset.labels, dtype=np.int64)
+            arrays[f"{split}_clip_ids"] = np.asarray(dataset.clip_ids, dtype=str)
+        np.savez(self.output_dir / SCORES_FILE, **arrays)
 
     def _sample_per_class(self) -> None:
         """One generated clip per class (50 DDIM steps, no guidance) as an archive and a grid video."""

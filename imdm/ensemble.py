@@ -1,0 +1,153 @@
+"""An ensemble of separately trained recognizers, one per input stream, fused by weighted scores.
+
+The pyskl / CTR-GCN convention: joint, bone, joint-motion and bone-motion recognizers are
+trained apart; their class probabilities are summed with weights. Here the weights are chosen on
+the validation split only (:func:`choose_weights`). An ensemble folder::
+
+    ensemble.yaml          EnsembleSpec: streams, member folders, weights, class names
+    <code>/recognizer/     each member's recognizer folder (inside its run folder <code>/)
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from imdm.bundle import TrainedRecognizer
+from mdm.config import from_dict, to_dict
+from mdm.data.dataset import MotionDataset
+from mdm.data.loader import ClipDataset, collate_clips
+from mdm.errors import UserError
+
+ENSEMBLE_FILE = "ensemble.yaml"
+WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+"""Candidate weights of each stream for :func:`choose_weights`."""
+
+
+@dataclass
+class EnsembleSpec:
+    """What an ensemble folder holds besides its members.
+
+    Attributes:
+        streams: each member's stream code (``j``, ``b``, ``jm``, ``bm``).
+        folders: each member's run folder, relative to the ensemble folder.
+        weights: each member's weight (empty until chosen).
+        class_names: ``K`` names, the same for every member.
+        chosen_on: the split the weights were chosen on.
+    """
+
+    streams: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    chosen_on: str = "validation"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits ``[..., K]``."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def fuse_scores(probabilities: np.ndarray, weights: np.ndarray | list[float]) -> np.ndarray:
+    """Weighted mean ``[N, K]`` of the members' class probabilities ``[S, N, K]``."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != probabilities.shape[:1] or weights.min() < 0 or weights.sum() <= 0:
+        raise ValueError(f"need {probabilities.shape[0]} non-negative weights, not all zero; got {weights.tolist()}")
+    return np.tensordot(weights / weights.sum(), probabilities, axes=1)
+
+
+def choose_weights(probabilities: np.ndarray, labels: np.ndarray,
+                   grid: tuple[float, ...] = WEIGHT_GRID) -> list[float]:
+    """The stream weights that fuse validation probabilities ``[S, N, K]`` best.
+
+    Every combination of ``grid`` values (not all zero) is scored by top-1 on ``labels`` ``[N]``;
+    ties go to the lower mean negative log-likelihood, then to the combination nearest to equal
+    weights. Only validation scores may be passed: the choice is part of training.
+    """
+    labels = np.asarray(labels)
+    best_key, best = None, None
+    for combination in itertools.product(grid, repeat=probabilities.shape[0]):
+        weights = np.asarray(combination)
+        if weights.sum() <= 0:
+            continue
+        fused = fuse_scores(probabilities, weights)
+        top1 = float(np.mean(fused.argmax(1) == labels))
+        nll = float(-np.mean(np.log(fused[np.arange(len(labels)), labels] + 1e-12)))
+        share = weights / weights.sum()
+        key = (-top1, round(nll, 9), float(np.abs(share - 1 / len(share)).sum()))
+        if best_key is None or key < best_key:
+            best_key, best = key, combination
+    assert best is not None
+    return [float(w) for w in best]
+
+
+class TrainedEnsemble:
+    """Classifies clips with every member and fuses their probabilities by the saved weights."""
+
+    def __init__(self, spec: EnsembleSpec, members: list[TrainedRecognizer]) -> None:
+        if not spec.weights:
+            raise UserError("the ensemble has no weights yet: its training has not finished")
+        self.spec = spec
+        self.members = members
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.spec.class_names
+
+    @torch.no_grad()
+    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
+        """Fused class probabilities ``[N, K]``; members that share a clip pipeline share its batches."""
+        groups: dict[str, list[int]] = {}
+        for index, member in enumerate(self.members):
+            member.check_dataset(dataset)
+            groups.setdefault(yaml.safe_dump(to_dict(member.spec.pipeline)), []).append(index)
+        probabilities = np.zeros((len(self.members), len(dataset.labels), len(self.class_names)))
+        for indices in groups.values():
+            pipeline = self.members[indices[0]].spec.pipeline
+            loader = DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size,
+                                collate_fn=collate_clips)
+            start = 0
+            for batch in loader:
+                for index in indices:
+                    member = self.members[index]
+                    logits = member.model(batch["motion"].to(member.device)).logits.float()
+                    probabilities[index, start:start + len(logits)] = logits.softmax(-1).cpu().numpy()
+                start += len(batch["motion"])
+        return fuse_scores(probabilities, self.spec.weights)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedEnsemble:
+        """Load an ensemble folder written by ``run/train_ensemble.py``."""
+        directory = Path(directory)
+        spec = read_ensemble_spec(directory)
+        members = [TrainedRecognizer.load(directory / folder, device=device) for folder in spec.folders]
+        return cls(spec, members)
+
+
+def is_ensemble_folder(directory: str | Path) -> bool:
+    return (Path(directory) / ENSEMBLE_FILE).is_file()
+
+
+def write_ensemble_spec(spec: EnsembleSpec, directory: str | Path) -> None:
+    (Path(directory) / ENSEMBLE_FILE).write_text(yaml.safe_dump(to_dict(spec), sort_keys=False))
+
+
+def read_ensemble_spec(directory: str | Path) -> EnsembleSpec:
+    path = Path(directory) / ENSEMBLE_FILE
+    if not path.is_file():
+        raise UserError(f"{directory}: not an ensemble folder (no {ENSEMBLE_FILE})")
+    return from_dict(EnsembleSpec, yaml.safe_load(path.read_text()), where=str(path))
+
+
+def load_classifier(directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer | TrainedEnsemble:
+    """An ensemble folder as a :class:`TrainedEnsemble`, any other as a :class:`TrainedRecognizer`."""
+    if is_ensemble_folder(directory):
+        return TrainedEnsemble.load(directory, device=device)
+    return TrainedRecognizer.load(directory, device=device)

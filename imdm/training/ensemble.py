@@ -1,0 +1,138 @@
+"""Training a stream ensemble: one co-training run per stream, then weights chosen on validation.
+
+Each stream's recognizer is trained by :func:`imdm.training.cotrain.cotrain` in its own run folder
+``<ensemble>/<code>/`` with ``recognizer.overrides.streams`` set to that stream; the generator
+trains alongside only for the streams listed in ``cotrain_streams``. A stream whose run folder
+already holds ``metrics.json`` is done, one with a checkpoint is resumed: running the same command
+again continues an interrupted ensemble. Once every stream is done, the fusion weights are chosen
+on the validation scores (``scores.npz``) alone and the ensemble is evaluated once on the test
+split::
+
+    config.yaml            the members' shared settings
+    ensemble.yaml          streams, member folders, weights (imdm.ensemble.EnsembleSpec)
+    j/ b/ jm/ bm/          the members' run folders
+    metrics.json  summary.txt  confusion_matrix.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from imdm.bundle import TrainedRecognizer
+from imdm.ensemble import (
+    EnsembleSpec,
+    choose_weights,
+    fuse_scores,
+    is_ensemble_folder,
+    read_ensemble_spec,
+    softmax,
+    write_ensemble_spec,
+)
+from imdm.training.cotrain import SCORES_FILE, CoTrainConfig, cotrain
+from mdm.config import merge, save_yaml
+from mdm.data.streams import STREAM_CODES, stream_name
+from mdm.errors import ConfigError
+from mdm.evaluation.metrics import classification_summary, plot_confusion
+from mdm.training.checkpoint import LATEST
+
+logger = logging.getLogger("imdm.ensemble")
+
+
+def check_streams(streams: list[str], cotrain_streams: list[str]) -> None:
+    """ConfigError unless ``streams`` are distinct known codes and ``cotrain_streams`` a subset."""
+    for code in streams + cotrain_streams:
+        if code not in STREAM_CODES:
+            raise ConfigError(f"unknown stream {code!r}; streams: {', '.join(STREAM_CODES)}")
+    if not streams or len(set(streams)) != len(streams):
+        raise ConfigError(f"need distinct streams, got {streams}")
+    extra = sorted(set(cotrain_streams) - set(streams))
+    if extra:
+        raise ConfigError(f"co-trained stream(s) {extra} are not among the ensemble's streams {streams}")
+
+
+def member_config(config: CoTrainConfig, code: str, cotrained: bool) -> CoTrainConfig:
+    """The shared settings with the recognizer's input set to one stream; the generator on or off."""
+    return merge(config, {"recognizer": {"overrides": {"streams": [stream_name(code)]}},
+                          "generator": {"enabled": cotrained}}, f"stream {code}")
+
+
+def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | Path, *,
+                   cotrain_streams: list[str] | None = None, max_minutes: float | None = None,
+                   progress: bool = True) -> dict[str, Any] | None:
+    """Train (or continue) each stream's run, then choose weights and evaluate; the metrics, or
+    None when a time budget or a signal stopped a stream (run again to continue)."""
+    cotrain_streams = list(cotrain_streams or [])
+    check_streams(streams, cotrain_streams)
+    if config.train_on_validation:
+        raise ConfigError("train_on_validation leaves no unseen validation clips to choose the ensemble's weights on")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if is_ensemble_folder(out):
+        saved = read_ensemble_spec(out)
+        if saved.streams != streams:
+            raise ConfigError(f"{out} holds an ensemble of streams {saved.streams}, not {streams}")
+    save_yaml(config, out / "config.yaml")
+    spec = EnsembleSpec(streams=streams, folders=list(streams))
+    write_ensemble_spec(spec, out)
+    started = time.monotonic()
+    bar = tqdm(streams, desc="ensemble", unit="stream", disable=not progress)
+    for code in bar:
+        bar.set_postfix_str(stream_name(code))
+        run = out / code
+        if (run / "metrics.json").is_file():
+            continue
+        remaining = None if max_minutes is None else max_minutes - (time.monotonic() - started) / 60
+        if remaining is not None and remaining <= 0:
+            break
+        resume = (run / "checkpoints" / LATEST).is_file()
+        logger.info("stream %s (%s): %s", code, stream_name(code), "resuming" if resume else "training")
+        cotrain(member_config(config, code, code in cotrain_streams), run, resume=resume, max_minutes=remaining,
+                progress=progress)
+        if not (run / "metrics.json").is_file():
+            break
+    bar.close()
+    if not all((out / code / "metrics.json").is_file() for code in streams):
+        logger.warning("the ensemble is not finished; run the same command again to continue")
+        return None
+    return finish_ensemble(out, spec)
+
+
+def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
+    """Choose the weights on validation, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
+    ``summary.txt`` and ``confusion_matrix.png``."""
+    scores = [np.load(out / folder / SCORES_FILE) for folder in spec.folders]
+    for split in ("val", "test"):
+        for member, code in zip(scores[1:], spec.streams[1:]):
+            if not np.array_equal(member[f"{split}_clip_ids"], scores[0][f"{split}_clip_ids"]):
+                raise ConfigError(f"stream {code} was evaluated on other {split} clips than stream {spec.streams[0]}")
+    probabilities = {split: np.stack([softmax(s[f"{split}_logits"]) for s in scores]) for split in ("val", "test")}
+    labels = {split: scores[0][f"{split}_labels"] for split in ("val", "test")}
+    spec.weights = choose_weights(probabilities["val"], labels["val"])
+    spec.class_names = TrainedRecognizer.load(out / spec.folders[0]).class_names
+    members = {code: {"val_top1": float(np.mean(p.argmax(1) == labels["val"])),
+                      "test_top1": float(np.mean(t.argmax(1) == labels["test"]))}
+               for code, p, t in zip(spec.streams, probabilities["val"], probabilities["test"])}
+    fused = {split: fuse_scores(probabilities[split], spec.weights) for split in ("val", "test")}
+    report = classification_summary(np.log(fused["test"] + 1e-12), labels["test"], spec.class_names)
+    metrics = {"streams": spec.streams, "weights": spec.weights, "weights_chosen_on": spec.chosen_on,
+               "members": members, "val_top1": float(np.mean(fused["val"].argmax(1) == labels["val"])),
+               "test": report}
+    write_ensemble_spec(spec, out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_confusion(np.array(report["confusion_matrix"]), spec.class_names, out / "confusion_matrix.png",
+                   title=f"ensemble test top-1 {report['top1']:.1%}")
+    lines = [f"ensemble: {out}", "stream  weight  val top-1  test top-1"]
+    lines += [f"{code:<7} {weight:6.2f}  {members[code]['val_top1']:9.2%}  {members[code]['test_top1']:10.2%}"
+              for code, weight in zip(spec.streams, spec.weights)]
+    lines.append(f"fused   (weights chosen on validation)  {metrics['val_top1']:9.2%}  TEST {report['top1']:.2%}")
+    summary = "\n".join(lines) + "\n"
+    (out / "summary.txt").write_text(summary)
+    print(summary)
+    return metrics

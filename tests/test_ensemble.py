@@ -1,0 +1,107 @@
+"""Stream ensembles: weights chosen on validation only, fusion, a folder that loads and predicts,
+a tiny four-stream run that can be interrupted and continued."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from toy_data import toy_archive
+
+from imdm.ensemble import TrainedEnsemble, choose_weights, fuse_scores, load_classifier
+from imdm.training.cotrain import CoTrainConfig
+from imdm.training.ensemble import finish_ensemble, train_ensemble
+from mdm.config import merge
+from mdm.data.archive import read_archive
+from mdm.errors import ConfigError, UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _one_hot_scores(predictions: list[int], num_classes: int = 3, confidence: float = 0.8) -> np.ndarray:
+    scores = np.full((len(predictions), num_classes), (1 - confidence) / (num_classes - 1))
+    scores[np.arange(len(predictions)), predictions] = confidence
+    return scores
+
+
+def test_fusion_is_the_weighted_mean_of_probabilities() -> None:
+    probabilities = np.stack([_one_hot_scores([0, 1]), _one_hot_scores([2, 1])])
+    fused = fuse_scores(probabilities, [3.0, 1.0])
+    assert np.allclose(fused, 0.75 * probabilities[0] + 0.25 * probabilities[1])
+    assert np.allclose(fused.sum(1), 1.0)
+    with pytest.raises(ValueError):
+        fuse_scores(probabilities, [0.0, 0.0])
+
+
+def test_weights_follow_the_validation_scores_alone() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    right = _one_hot_scores([0, 1, 2, 0, 1, 2])
+    wrong = _one_hot_scores([1, 2, 0, 1, 2, 0])
+    val = np.stack([right, wrong])  # stream 0 is right on validation, stream 1 wrong
+    weights = choose_weights(val, labels)
+    assert weights[0] > 0 and weights[1] == 0
+    # the same streams on test: stream 1 right, stream 0 wrong; had test scores been used the choice
+    # would flip, but weights are chosen from what is passed and only validation is passed
+    assert choose_weights(np.stack([wrong, right]), labels)[0] == 0
+
+
+def _config(archive: Path) -> CoTrainConfig:
+    return merge(CoTrainConfig(), {
+        "data": {"name": "archive", "root": str(archive)}, "pipeline": {"num_frames": 16},
+        "recognizer": {"preset": "tiny", "label_smoothing": 0.0, "optim": {"lr": 1e-2, "warmup_steps": 2}},
+        "generator": {"preset": "tiny", "optim": {"lr": 1e-3, "warmup_steps": 2}},
+        "batch_size": 8, "epochs": 12, "log_every": 2, "render_samples": False,
+    })
+
+
+def test_four_stream_run_continues_after_a_stop_chooses_weights_on_validation_and_loads(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
+    out = tmp_path / "ensemble"
+    config = _config(archive)
+    streams = ["j", "b", "jm", "bm"]
+    assert train_ensemble(config, streams, out, cotrain_streams=["j"], max_minutes=0.001, progress=False) is None
+    assert (out / "j" / "checkpoints" / "latest").is_file() and not (out / "b").exists()
+    metrics = train_ensemble(config, streams, out, cotrain_streams=["j"], progress=False)
+    assert metrics is not None
+    assert (out / "j" / "generator").is_dir() and not (out / "b" / "generator").exists()
+    assert yaml.safe_load((out / "b" / "config.yaml").read_text())["recognizer"]["overrides"]["streams"] == ["bone"]
+    assert metrics["weights_chosen_on"] == "validation" and len(metrics["weights"]) == 4
+    for code in streams:
+        assert json.loads((out / code / "metrics.json").read_text())["test"]["top1"] == pytest.approx(
+            metrics["members"][code]["test_top1"])
+    assert metrics["test"]["top1"] > 0.5  # three classes
+
+    ensemble = load_classifier(out)
+    assert isinstance(ensemble, TrainedEnsemble) and ensemble.spec.weights == metrics["weights"]
+    test = read_archive(archive).split_subset("test")
+    probabilities = ensemble.predict(test)
+    assert probabilities.shape == (len(test.labels), 3) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert np.isclose(np.mean(probabilities.argmax(1) == test.labels), metrics["test"]["top1"])
+
+    # test scores that would change the choice are ignored: the weights come from validation
+    scores_file = out / "b" / "scores.npz"
+    scores = dict(np.load(scores_file))
+    scores["test_logits"] = np.where(np.eye(3)[scores["test_labels"]] > 0, 50.0, -50.0)
+    np.savez(scores_file, **scores)
+    assert finish_ensemble(out, ensemble.spec)["weights"] == metrics["weights"]
+
+    result = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(out),
+                             "--json"], capture_output=True, text=True, check=True)
+    assert len(json.loads(result.stdout)) == len(read_archive(archive).labels)
+
+
+def test_bad_stream_lists_and_a_refit_are_refused(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=4)
+    with pytest.raises(ConfigError, match="unknown stream 'x'"):
+        train_ensemble(_config(archive), ["j", "x"], tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="distinct"):
+        train_ensemble(_config(archive), ["j", "j"], tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="not among"):
+        train_ensemble(_config(archive), ["j", "b"], tmp_path / "a", cotrain_streams=["bm"], progress=False)
+    with pytest.raises(ConfigError, match="train_on_validation"):
+        train_ensemble(merge(_config(archive), {"train_on_validation": True}), ["j"], tmp_path / "a", progress=False)
+    with pytest.raises(UserError, match="not an ensemble folder|recognizer folder"):
+        load_classifier(tmp_path)
