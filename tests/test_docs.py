@@ -32,6 +32,7 @@ RESULTS = REPO / "docs" / "results.md"
 REMOVED_SECTION = "## Options removed after their measurement"
 """The part of the results whose commands ran at an older commit, on options since removed."""
 SETTINGS = {"mdm_imdm_cotrain.py": CoTrainConfig, "mdm_imdm_cotrain_with_mix_dataset.py": CoTrainConfig,
+            "train_ensemble.py": CoTrainConfig,
             "mdm_train.py": MDMTrainConfig, "train_evaluator.py": EvaluatorTrainConfig}
 """The config class whose keys a script's ``--set`` takes."""
 COMMAND = re.compile(r"python3? ((?:run|benchmarks)/[\w/]+\.py)([^`|\n]*)")
@@ -167,7 +168,7 @@ def test_the_readme_recipes_on_the_procedural_data_run_at_the_tiny_preset(tmp_pa
 
     run("run/mdm_imdm_cotrain.py", ["--output-dir", "outputs/mdm_imdm_cotrain/procedural-cpu-seed0",
                                     "--set", "render_samples=false"])
-    for title in ("Recognize clips", "Generate, render, evaluate", "Retrain with synthetic clips"):
+    for title in ("Recognize clips", "Stream ensembles", "Generate, render, evaluate", "Retrain with synthetic clips"):
         found = commands(readme_section(title))
         assert found, title
         for script, argv in found:
@@ -175,3 +176,4 @@ def test_the_readme_recipes_on_the_procedural_data_run_at_the_tiny_preset(tmp_pa
     assert (tmp_path / "outputs/samples.mp4").stat().st_size > 0
     mixed = sorted((tmp_path / "outputs").glob("mdm_imdm_cotrain_with_mix_dataset/*/metrics.json"))
     assert len(mixed) == 2
+    assert (tmp_path / "outputs/train_ensemble/procedural-cpu-seed0/ensemble.yaml").is_file()
