@@ -15,7 +15,8 @@ Results: one entry per recognizer preset and one ``published_replica``, each wit
 ``recognizer_params``, ``infer_ms_per_clip_bN`` (per clip, for each ``N`` in ``batches``),
 ``train_step_ms_bB`` and ``cotrain_step_ms_bB`` (``B`` = ``train_batch``; medians) and
 ``spread`` (min, max and number of runs of each timing); each preset also has
-``ratio_to_published`` (ours / published: below 1 is faster or smaller). Then
+``ratio_to_published`` (ours / published: below 1 is faster or smaller) and ``ensemble``
+(:func:`ensemble_inference`: a four-stream ensemble's prediction against one stream's). Then
 ``triplet_ms_bN_dD`` (batch-hard mining and loss without gradient; ``triplet_backward_ms_bN_dD``
 with the backward pass) and the machine's load.
 
@@ -33,21 +34,26 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.mdm_suite import PublishedMDMReplica, cpu_autocast
+from imdm.bundle import RecognizerSpec, TrainedRecognizer
+from imdm.ensemble import EnsembleSpec, TrainedEnsemble
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.procedural import generate_procedural_dataset
+from mdm.data.streams import STREAM_CODES, stream_name
+from mdm.data.transforms import recognition_pipeline
 from mdm.models import count_parameters, denoiser_preset
 from mdm.skeleton import load_skeleton
 
@@ -82,6 +88,8 @@ class SuiteConfig:
             ``no``, ``bf16`` or ``fp16``). The published pair is timed as published, in fp32, and
             with ``bf16`` or ``fp16`` also under the same autocast
             (``cotrain_step_ms_bB_autocast``), for a like-for-like ratio.
+        ensemble: also time a four-stream ensemble's end-to-end prediction (clip pipeline
+            included) against one stream's, at each of ``batches`` (:func:`ensemble_inference`).
     """
 
     presets: tuple[str, ...] = ("default", "paper")
@@ -100,6 +108,7 @@ class SuiteConfig:
     triplet_dim: int = 1024
     recognizer_overrides: dict[str, Any] = field(default_factory=dict)
     mixed_precision: str = "no"
+    ensemble: bool = True
 
 
 class PublishedRecognizerReplica(nn.Module):
@@ -240,6 +249,38 @@ def _published_denoiser_step(config: SuiteConfig, generator: torch.Generator) ->
     return _train_step(replica, (x, t, y), lambda out: (out - x).square().mean())
 
 
+def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: MotionDataset) -> dict[str, object]:
+    """ms per clip of ``TrainedEnsemble.predict`` (joint, bone, joint-motion and bone-motion members of
+    ``preset``, untrained) and of the joint member's own ``TrainedRecognizer.predict`` on ``dataset``,
+    clip pipeline included, at each of ``config.batches``; ``ensemble_over_stream`` is their ratio."""
+    pipeline = replace(recognition_pipeline(), num_frames=frames)
+    members = []
+    for code in STREAM_CODES:
+        torch.manual_seed(0)
+        model_config = recognizer_preset(preset, num_joints=dataset.skeleton.num_joints,
+                                         parents=dataset.skeleton.parents, num_classes=len(dataset.class_names),
+                                         num_frames=frames, streams=(stream_name(code),),
+                                         **config.recognizer_overrides)
+        spec = RecognizerSpec(model_config, pipeline, list(dataset.class_names))
+        members.append(TrainedRecognizer(spec, Recognizer(model_config)))
+    ensemble = TrainedEnsemble(EnsembleSpec(streams=list(STREAM_CODES), folders=list(STREAM_CODES),
+                                            weights=[1.0] * len(members), class_names=list(dataset.class_names)),
+                               members)
+    jobs, clips = {}, {}
+    for batch in config.batches:
+        count = max(batch, config.clips_per_run)
+        subset = dataset.subset(np.arange(count) % len(dataset))
+        jobs[("ensemble", batch)] = lambda s=subset, b=batch: ensemble.predict(s, batch_size=b)
+        jobs[("stream", batch)] = lambda s=subset, b=batch: members[0].predict(s, batch_size=b)
+        clips[batch] = count
+    entry: dict[str, object] = {"streams": list(STREAM_CODES), "frames": frames}
+    for (name, batch), seconds in _time_round_robin(jobs, config.warmup, config.repeats).items():
+        _record(entry, f"{name}_ms_per_clip_b{batch}", seconds, 1000.0 / clips[batch])
+    entry["ensemble_over_stream"] = {f"b{b}": _figure(entry[f"ensemble_ms_per_clip_b{b}"] /
+                                                      entry[f"stream_ms_per_clip_b{b}"]) for b in config.batches}
+    return entry
+
+
 def run_suite(config: SuiteConfig) -> dict[str, object]:
     """Time recognizer inference (ms per clip), training and co-training steps (ms) and the triplet loss (ms)."""
     torch.set_num_threads(config.threads)
@@ -305,6 +346,11 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
             clips[(name, batch)] = runs * batch
     for (name, batch), seconds in _time_round_robin(inference_jobs, config.warmup, config.repeats).items():
         _record(figures[name], f"infer_ms_per_clip_b{batch}", seconds, 1000.0 / clips[(name, batch)])
+
+    if config.ensemble:
+        dataset = generate_procedural_dataset(seed=0, clips_per_class=2)
+        for preset in config.presets:
+            figures[preset]["ensemble"] = ensemble_inference(preset, config, figures[preset]["frames"], dataset)
 
     if config.reference:
         published = figures["published_replica"]

@@ -91,6 +91,16 @@ def test_imdm_suite_reports_each_model_s_figures_with_their_spread(imdm_results:
     assert set(entry["spread"]) == set(timings)
 
 
+def test_imdm_suite_times_the_four_stream_ensemble_against_one_stream(imdm_results: dict) -> None:
+    ensemble = imdm_results["tiny"]["ensemble"]
+    assert ensemble["streams"] == ["j", "b", "jm", "bm"]
+    for batch in (1, 4):
+        ratio = ensemble[f"ensemble_ms_per_clip_b{batch}"] / ensemble[f"stream_ms_per_clip_b{batch}"]
+        assert ensemble["ensemble_over_stream"][f"b{batch}"] == pytest.approx(ratio, rel=1e-2)
+        assert ratio > 1  # four models cost more than one
+    assert "ensemble" not in imdm_results["published_replica"]
+
+
 def test_imdm_suite_counts_the_preset_s_parameters_and_its_co_trained_denoiser(imdm_results: dict) -> None:
     skeleton = load_skeleton("kinect_v1")
     model = Recognizer(recognizer_preset("tiny", num_joints=skeleton.num_joints, parents=skeleton.parents,
