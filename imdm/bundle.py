@@ -3,6 +3,7 @@
     recognizer.safetensors    weights (the EMA copy when the run kept one)
     recognizer.yaml           RecognizerConfig, clip pipeline (evaluation settings), class
                               names, skeleton, source
+    class_texts.safetensors   the class-text embeddings ``[K, E]`` it was aligned with (when it was)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from imdm.models.recognizer import Recognizer, RecognizerConfig
@@ -23,6 +25,7 @@ from mdm.model_folder import load_module_weights, read_model_folder, save_model_
 
 SPEC_FILE = "recognizer.yaml"
 WEIGHTS_FILE = "recognizer.safetensors"
+TEXT_EMBEDDINGS_FILE = "class_texts.safetensors"
 
 
 @dataclass
@@ -40,9 +43,10 @@ class RecognizerSpec:
 class TrainedRecognizer:
     """Classifies motion clips of the skeleton it was trained on."""
 
-    def __init__(self, spec: RecognizerSpec, model: Recognizer) -> None:
+    def __init__(self, spec: RecognizerSpec, model: Recognizer, text_embeddings: torch.Tensor | None = None) -> None:
         self.spec = spec
         self.model = model.eval()
+        self.text_embeddings = text_embeddings
 
     @property
     def class_names(self) -> list[str]:
@@ -69,7 +73,11 @@ class TrainedRecognizer:
         return torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(self.spec.class_names)))
 
     def save(self, directory: str | Path) -> Path:
-        return save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.model})
+        directory = save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.model})
+        if self.text_embeddings is not None:
+            save_file({"embeddings": self.text_embeddings.detach().cpu().contiguous()},
+                      str(directory / TEXT_EMBEDDINGS_FILE))
+        return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer:
@@ -78,4 +86,6 @@ class TrainedRecognizer:
                                             "mdm_imdm_cotrain.py")
         model = Recognizer(spec.model)
         load_module_weights(model, directory / WEIGHTS_FILE)
-        return cls(spec, model.to(device))
+        texts = directory / TEXT_EMBEDDINGS_FILE
+        embeddings = load_file(str(texts))["embeddings"] if texts.is_file() else None
+        return cls(spec, model.to(device), embeddings)

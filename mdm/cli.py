@@ -55,8 +55,10 @@ def parse_key_value(text: str, flag: str) -> tuple[str, object]:
         raise ConfigError(f"{flag} {key}: cannot read the value {value!r}") from None
 
 
-def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], default_preset: str) -> None:
-    """Flags every training script shares (dataset, preset, config, output, seed, resume, budget)."""
+def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], default_preset: str, *,
+                       texts: bool = False) -> None:
+    """Flags every training script shares (dataset, preset, config, output, seed, resume, budget) and,
+    with ``texts``, the class-text file of the scripts that train the recognizer."""
     from mdm.data.sources import DATASET_NAMES
 
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to train on (default: procedural, "
@@ -72,6 +74,9 @@ def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], defa
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
     parser.add_argument("--max-minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
+    if texts:
+        parser.add_argument("--texts", help="class texts (YAML, assets/text/ format) for language supervision "
+                            "(default: the dataset's own, if it has any)")
 
 
 def dotted_override(key: str, value: object) -> dict[str, object]:
@@ -97,6 +102,8 @@ def resolve_training_config(config_class: type[T], preset_dir: Path, args: argpa
     overrides: dict[str, object] = {}
     if args.dataset or args.data_root:
         overrides["data"] = {"name": args.dataset or config.data.name, "root": args.data_root}  # type: ignore[attr-defined]
+    if getattr(args, "texts", None):
+        overrides.setdefault("data", {})["texts"] = args.texts
     if args.seed is not None:
         overrides["seed"] = args.seed
     config = merge(config, overrides, "flags")

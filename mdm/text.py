@@ -145,6 +145,7 @@ class TextEncoder:
 
     def __init__(self, model_dir: str | Path | None = None, sha256: str | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
         if model_dir is None:
             model_dir, sha256 = bundled_model_dir(), sha256 or MINILM_SHA256
@@ -154,6 +155,7 @@ class TextEncoder:
             raise UserError(f"{self.model_dir}: not a text-encoder folder (no {WEIGHTS_FILE})")
         if sha256 is not None and sha256_of(weights) != sha256:
             raise UserError(f"{weights}: SHA-256 does not match the expected text encoder's ({sha256[:12]}...)")
+        transformers_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
 

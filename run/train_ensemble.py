@@ -37,7 +37,7 @@ def codes(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_flags(parser, sorted(p.stem for p in PRESET_DIR.glob("*.yaml")), "cpu")
+    add_training_flags(parser, sorted(p.stem for p in PRESET_DIR.glob("*.yaml")), "cpu", texts=True)
     parser.add_argument("--streams", type=codes, default=["j", "b", "jm", "bm"],
                         help="comma-separated streams to train and fuse (default j,b,jm,bm)")
     parser.add_argument("--cotrain-streams", type=codes, default=[],

@@ -5,6 +5,7 @@
 * :func:`build_recognizer`: the recognizer and the spec saved with it.
 * :class:`GeneratorPart`: the diffusion model conditioned on the recognizer's features, with its
   noise process, normalisation and loss, and the spec saved with it.
+* :func:`run_text_embeddings`: the class-text embeddings of a run, computed once.
 
 A new training signal (a loss on the recognizer's features, another model trained alongside) is
 built here as a part of its own and added to :class:`imdm.training.cotrain.CoTrainer`'s list of
@@ -15,13 +16,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
-from imdm.bundle import RecognizerSpec
+from imdm.bundle import TEXT_EMBEDDINGS_FILE, RecognizerSpec
 from imdm.models.recognizer import Recognizer, recognizer_preset
+from imdm.text_alignment import class_text_embeddings
 from mdm.data.dataset import MotionDataset, single_person
+from mdm.data.sources import DataConfig
 from mdm.data.splits import performance_groups
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
@@ -29,6 +34,7 @@ from mdm.generator import DiffusionConfig, GeneratorSpec, generator_spec_for
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, denoiser_preset
 from mdm.representation import PositionRepresentation
+from mdm.text import TextEncoder, class_texts
 from mdm.training.objective import DiffusionObjective, fit_feature_stats
 
 logger = logging.getLogger("imdm.cotrain")
@@ -97,6 +103,23 @@ def build_recognizer(dataset: MotionDataset, pipeline: ClipPipelineConfig, prese
     spec = RecognizerSpec(model=config, pipeline=pipeline, class_names=list(dataset.class_names),
                           joint_names=list(skeleton.joint_names), skeleton_name=skeleton.name, source=dataset.source)
     return Recognizer(config), spec
+
+
+def run_text_embeddings(dataset: MotionDataset, data: DataConfig, output_dir: Path, *, write: bool) -> torch.Tensor:
+    """Float32 ``[K, E]`` embeddings of the class texts (``data.texts``, else the dataset's own), read from
+    ``output_dir``'s ``class_texts.safetensors`` when a run there already computed them, else encoded
+    (offline) and, with ``write``, saved there."""
+    path = output_dir / TEXT_EMBEDDINGS_FILE
+    if path.is_file():
+        embeddings = load_file(str(path))["embeddings"]
+        if embeddings.shape[0] == dataset.num_classes:
+            return embeddings
+    texts = class_texts(list(dataset.class_names), data.texts, data.name)
+    embeddings = class_text_embeddings(texts, TextEncoder())
+    if write:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_file({"embeddings": embeddings.contiguous()}, str(path))
+    return embeddings
 
 
 class GeneratorPart:

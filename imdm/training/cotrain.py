@@ -18,6 +18,7 @@ generator); this module holds the settings and the loop.
 Run folder::
 
     config.yaml  checkpoints/  log.csv  curves.png
+    class_texts.safetensors                 class-text embeddings (with the alignment loss), computed once
     recognizer/  generator/                 kept models, ready for recognize.py / sampling
     metrics.json  per_class_accuracy.csv  confusion_matrix.png  summary.txt
     scores.npz                              the kept recognizer's logits on validation and test
@@ -40,7 +41,8 @@ import torch.nn.functional as F
 from imdm.augment import InputDropConfig, drop_inputs
 from imdm.bundle import TrainedRecognizer
 from imdm.models.recognizer import RecognizerOutput
-from imdm.training.building import GeneratorPart, TrainingSplits, build_recognizer
+from imdm.text_alignment import TextAlignment
+from imdm.training.building import GeneratorPart, TrainingSplits, build_recognizer, run_text_embeddings
 from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
@@ -82,6 +84,8 @@ class RecognizerSection:
         optim: AdamW settings of the recognizer.
         ema_decay: decay of the recognizer's weight average (the model kept and evaluated).
         input_drop: occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default.
+        text_weight: weight of the skeleton–text alignment loss on the last stage's pooled feature
+            (:mod:`imdm.text_alignment`; the class texts of ``data.texts`` or of the dataset); 0 turns it off.
     """
 
     preset: str = "default"
@@ -93,6 +97,7 @@ class RecognizerSection:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100))
     ema_decay: float = 0.98
     input_drop: InputDropConfig = field(default_factory=InputDropConfig)
+    text_weight: float = 0.0
 
 
 @dataclass
@@ -191,6 +196,16 @@ class CoTrainer(EpochTrainer):
         self.recognizer = OptimisedModel("recognizer", recognizer, config.recognizer.optim, self.total_steps,
                                          ema_decay=config.recognizer.ema_decay, ema_warmup=20)
         self.models = [self.recognizer]
+        self.text_alignment: OptimisedModel | None = None
+        self.text_embeddings: torch.Tensor | None = None
+        if config.recognizer.text_weight > 0:
+            embeddings = run_text_embeddings(self.dataset, config.data, self.output_dir,
+                                             write=self.accelerator.is_main_process)
+            self.text_embeddings = embeddings
+            self.text_alignment = OptimisedModel("text_alignment", TextAlignment(recognizer.feature_dims[-1], embeddings),
+                                                 config.recognizer.optim, self.total_steps,
+                                                 ema_decay=config.recognizer.ema_decay)
+            self.models.append(self.text_alignment)
         self.generator: GeneratorPart | None = None
         if config.generator.enabled:
             gen = config.generator
@@ -253,6 +268,10 @@ class CoTrainer(EpochTrainer):
             model.model.train()
         output = self.recognizer.model(drop_inputs(motion, self.config.recognizer.input_drop))
         loss, terms = self.recognition_loss(output, labels, batch["index"])
+        if self.text_alignment is not None:
+            alignment = self.text_alignment.model(output.pooled[-1], labels)
+            loss = loss + self.config.recognizer.text_weight * alignment
+            terms["alignment"] = alignment.detach()
         if self.generator is not None:
             diffusion = self.generator.loss(self.denoiser.model, motion, mask, labels, output.features)
             loss = loss + self.config.generator.weight * diffusion
@@ -296,7 +315,7 @@ class CoTrainer(EpochTrainer):
         self.record_top1(epoch, top1, val_ce)
         extra["val_top1"] = top1
         if main:
-            replace_folder(TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model).save,
+            replace_folder(TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model, self.text_embeddings).save,
                            self.output_dir / "recognizer")
         if self.generator is not None:
             val_diffusion = self.validation_diffusion_loss()

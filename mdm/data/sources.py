@@ -49,6 +49,8 @@ class DataConfig:
         train_fraction: share of the training clips kept after validation is carved (whole
             performances, stratified by class); 1 = all. Below 1 it is a low-data setting:
             validation and test stay whole.
+        texts: a class-text file (``assets/text/`` format) for language supervision; None = the
+            texts shipped for the dataset, else sentences built from the class names.
     """
 
     name: str = "procedural"
@@ -58,6 +60,7 @@ class DataConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     train_fraction: float = 1.0
+    texts: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in DATASET_NAMES:
