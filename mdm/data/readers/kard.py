@@ -36,7 +36,8 @@ def _read_clip(file: Path) -> np.ndarray:
         try:
             values = [float(value) for value in fields]
         except ValueError:
-            raise DataFormatError(file, f"line {number}: expected three numbers 'x y z', got {line.strip()!r}") from None
+            raise DataFormatError(file, f"line {number}: expected three numbers 'x y z', "
+                                        f"got {line.strip()!r}") from None
         if len(values) != 3:
             raise DataFormatError(file, f"line {number}: expected three numbers 'x y z', got {len(values)}")
         rows.append(values)
@@ -69,7 +70,8 @@ def read_kard(path: Path, train_subjects: tuple[int, ...] = CROSS_SUBJECT_TRAIN)
     for file in list_clip_files(path, ".txt"):
         match = NAME_PATTERN.fullmatch(file.stem)
         if match is None:
-            raise DataFormatError(file, "file name must look like aAA_sSS_eEE_realworld.txt (e.g. a01_s01_e01_realworld.txt)")
+            raise DataFormatError(file, "file name must look like aAA_sSS_eEE_realworld.txt "
+                                        "(e.g. a01_s01_e01_realworld.txt)")
         activity, subject, _ = (int(group) for group in match.groups())
         if activity not in label_of_activity:
             raise DataFormatError(file, f"unknown activity a{activity:02d} in the file name; KARD has a01-a18")
