@@ -28,6 +28,8 @@ from mdm.errors import UserError
 ENSEMBLE_FILE = "ensemble.yaml"
 WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 """Candidate weights of each stream for :func:`choose_weights`."""
+MIN_GAIN_CLIPS = 2
+"""Validation clips a weighting must win over equal weights to replace them."""
 
 
 @dataclass
@@ -69,9 +71,14 @@ def choose_weights(probabilities: np.ndarray, labels: np.ndarray,
 
     Every combination of ``grid`` values (not all zero) is scored by top-1 on ``labels`` ``[N]``;
     ties go to the lower mean negative log-likelihood, then to the combination nearest to equal
-    weights. Only validation scores may be passed: the choice is part of training.
+    weights. Equal weights stay unless the best combination classifies at least
+    :data:`MIN_GAIN_CLIPS` more validation clips correctly: on a small or saturated validation split
+    (every stream near 100%) a search over hundreds of weightings would otherwise fit noise, down to
+    keeping a single stream. Only validation scores may be passed: the choice is part of training.
     """
     labels = np.asarray(labels)
+    equal = [1.0] * probabilities.shape[0]
+    equal_correct = int(np.sum(fuse_scores(probabilities, equal).argmax(1) == labels))
     best_key, best = None, None
     for combination in itertools.product(grid, repeat=probabilities.shape[0]):
         weights = np.asarray(combination)
@@ -84,7 +91,9 @@ def choose_weights(probabilities: np.ndarray, labels: np.ndarray,
         key = (-top1, round(nll, 9), float(np.abs(share - 1 / len(share)).sum()))
         if best_key is None or key < best_key:
             best_key, best = key, combination
-    assert best is not None
+    assert best_key is not None and best is not None
+    if -best_key[0] * len(labels) - equal_correct < MIN_GAIN_CLIPS - 1e-9:
+        return equal
     return [float(w) for w in best]
 
 

@@ -38,14 +38,21 @@ def test_fusion_is_the_weighted_mean_of_probabilities() -> None:
 
 def test_weights_follow_the_validation_scores_alone() -> None:
     labels = np.array([0, 1, 2, 0, 1, 2])
-    right = _one_hot_scores([0, 1, 2, 0, 1, 2])
-    wrong = _one_hot_scores([1, 2, 0, 1, 2, 0])
-    val = np.stack([right, wrong])  # stream 0 is right on validation, stream 1 wrong
+    right = _one_hot_scores([0, 1, 2, 0, 1, 2], confidence=0.6)
+    wrong = _one_hot_scores([1, 2, 0, 1, 2, 0], confidence=0.9)
+    val = np.stack([right, wrong])  # stream 0 is right on validation, stream 1 confidently wrong
     weights = choose_weights(val, labels)
     assert weights[0] > 0 and weights[1] == 0
     # the same streams on test: stream 1 right, stream 0 wrong; had test scores been used the choice
     # would flip, but weights are chosen from what is passed and only validation is passed
     assert choose_weights(np.stack([wrong, right]), labels)[0] == 0
+
+
+def test_a_saturated_validation_split_keeps_equal_weights() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    sure, unsure = _one_hot_scores(labels.tolist(), confidence=0.95), _one_hot_scores(labels.tolist(), confidence=0.5)
+    # both streams classify every validation clip: no weighting wins a clip, so none replaces equal weights
+    assert choose_weights(np.stack([unsure, sure, unsure]), labels) == [1.0, 1.0, 1.0]
 
 
 def _config(archive: Path) -> CoTrainConfig:
