@@ -111,12 +111,15 @@ def merge(base: T, overrides: dict[str, Any], where: str = "config") -> T:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """A plain nested dict of a dataclass config (tuples become lists), ready for YAML."""
+    """A plain nested dict of a dataclass config (tuples become lists), ready for YAML; it shares no
+    mutable value with ``config`` (so :func:`merge` leaves its base untouched)."""
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
         return value
 
     return plain(config)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from imdm.training.cotrain import CoTrainConfig
 from mdm.cli import parse_key_value
 from mdm.config import from_dict, load_yaml, merge, save_yaml, to_dict
 from mdm.errors import ConfigError
@@ -80,3 +81,10 @@ def test_load_yaml_refuses_missing_and_malformed_files(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(tmp_path / "list.yaml")
+
+
+def test_merge_leaves_the_base_config_untouched() -> None:
+    base = merge(CoTrainConfig(), {"recognizer": {"overrides": {"joint_stages": 2}}})
+    merged = merge(base, {"recognizer": {"overrides": {"streams": ["bone"]}}})
+    assert merged.recognizer.overrides == {"joint_stages": 2, "streams": ["bone"]}
+    assert base.recognizer.overrides == {"joint_stages": 2}

@@ -110,5 +110,8 @@ def test_bad_stream_lists_and_a_refit_are_refused(tmp_path: Path) -> None:
         train_ensemble(_config(archive), ["j", "b"], tmp_path / "a", cotrain_streams=["bm"], progress=False)
     with pytest.raises(ConfigError, match="train_on_validation"):
         train_ensemble(merge(_config(archive), {"train_on_validation": True}), ["j"], tmp_path / "a", progress=False)
+    train_ensemble(_config(archive), ["j"], tmp_path / "b", max_minutes=0, progress=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        train_ensemble(merge(_config(archive), {"epochs": 2}), ["j"], tmp_path / "b", progress=False)
     with pytest.raises(UserError, match="not an ensemble folder|recognizer folder"):
         load_classifier(tmp_path)

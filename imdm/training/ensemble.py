@@ -36,7 +36,7 @@ from imdm.ensemble import (
     write_ensemble_spec,
 )
 from imdm.training.cotrain import SCORES_FILE, CoTrainConfig, cotrain
-from mdm.config import merge, save_yaml
+from mdm.config import from_dict, load_yaml, merge, save_yaml, to_dict
 from mdm.data.streams import STREAM_CODES, stream_name
 from mdm.errors import ConfigError
 from mdm.evaluation.metrics import classification_summary, plot_confusion
@@ -78,7 +78,12 @@ def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | 
         saved = read_ensemble_spec(out)
         if saved.streams != streams:
             raise ConfigError(f"{out} holds an ensemble of streams {saved.streams}, not {streams}")
-    save_yaml(config, out / "config.yaml")
+    saved_config = out / "config.yaml"
+    saved = to_dict(from_dict(CoTrainConfig, load_yaml(saved_config), str(saved_config))) if saved_config.is_file() else None
+    if saved is not None and saved != to_dict(config):
+        raise ConfigError(f"{out} holds an ensemble started with other settings (its config.yaml): continue it with "
+                          f"--resume {out}, or start a new one in another --output-dir")
+    save_yaml(config, saved_config)
     spec = EnsembleSpec(streams=streams, folders=list(streams))
     write_ensemble_spec(spec, out)
     started = time.monotonic()
