@@ -340,8 +340,8 @@ class CoTrainer(EpochTrainer):
         and, with a generator, one generated clip per class (archive and video)."""
         out = self.output_dir
         kept = TrainedRecognizer.load(out / "recognizer", device=self.accelerator.device).model
-        report = self.test_report(kept)
-        self.save_scores(kept)
+        report, test_logits = self.test_report(kept)
+        self.save_scores(kept, test_logits)
         extra = self.state.extra
         metrics = {
             "dataset": self.config.data.name,
@@ -379,12 +379,12 @@ class CoTrainer(EpochTrainer):
         print(summary)
         return metrics
 
-    def save_scores(self, model: torch.nn.Module) -> None:
-        """``scores.npz``: logits ``[N, K]``, labels and clip ids of the validation and test splits,
-        what an ensemble of separately trained recognizers fuses (:mod:`imdm.ensemble`)."""
-        arrays: dict[str, np.ndarray] = {}
+    def save_scores(self, model: torch.nn.Module, test_logits: np.ndarray) -> None:
+        """``scores.npz``: logits ``[N, K]`` (``model``'s on validation, ``test_logits`` on test), labels and
+        clip ids of the validation and test splits, what an ensemble of separately trained recognizers
+        fuses (:mod:`imdm.ensemble`)."""
+        arrays: dict[str, np.ndarray] = {"val_logits": self.predict(self.val_set, model)[0], "test_logits": test_logits}
         for split, dataset in (("val", self.val_set), ("test", self.test_set)):
-            arrays[f"{split}_logits"] = self.predict(dataset, model)[0]
             arrays[f"{split}_labels"] = np.asarray(dataset.labels, dtype=np.int64)
             arrays[f"{split}_clip_ids"] = np.asarray(dataset.clip_ids, dtype=str)
         np.savez(self.output_dir / SCORES_FILE, **arrays)

@@ -153,7 +153,7 @@ class EvaluatorTrainer(EpochTrainer):
         """Evaluate the kept evaluator once on the test split; write metrics.json, curves.png, summary.txt."""
         out = self.output_dir
         evaluator = TrainedEvaluator.load(out / "evaluator", device=self.accelerator.device)
-        report = self.test_report(evaluator.model)
+        report, _ = self.test_report(evaluator.model)
         extra = self.state.extra
         metrics = {
             "dataset": self.config.data.name,

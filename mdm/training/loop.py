@@ -205,12 +205,13 @@ class EpochTrainer(CheckpointedRun):
                             for batch in loader])
         return logits.numpy(), float(F.cross_entropy(logits, torch.as_tensor(dataset.labels)))
 
-    def test_report(self, model: torch.nn.Module) -> dict[str, Any]:
-        """:func:`classification_summary` of ``model`` on the test split, with its ``cross_entropy``."""
+    def test_report(self, model: torch.nn.Module) -> tuple[dict[str, Any], np.ndarray]:
+        """:func:`classification_summary` of ``model`` on the test split, with its ``cross_entropy``, and
+        the test logits ``[N, K]`` it was computed from."""
         logits, test_ce = self.predict(self.test_set, model)
         report = classification_summary(logits, self.test_set.labels, self.test_set.class_names)
         report["cross_entropy"] = test_ce
-        return report
+        return report, logits
 
     def record_top1(self, epoch: int, top1: float, val_ce: float) -> bool:
         """Update ``best_top1``/``best_val_ce``/``best_epoch``/``stale_epochs`` of ``state.extra``;
