@@ -61,12 +61,23 @@ def check_common(original: MotionDataset, carved: MotionDataset) -> None:
 
 def test_subject_split_is_subject_disjoint_and_near_the_fraction() -> None:
     dataset = make_dataset({s: 2 for s in range(1, 9)})
-    assert validation_grouping(dataset) == "subject"
+    assert validation_grouping(dataset, fraction=0.25) == "subject"
     carved = carve_validation_split(dataset, fraction=0.25, seed=0)
     check_common(dataset, carved)
     val_subjects = set(carved.subjects[carved.split == "val"])
     assert val_subjects.isdisjoint(set(carved.subjects[carved.split == "train"]))
     assert val_share(carved, dataset) == pytest.approx(0.25)
+
+
+def test_too_few_subjects_carve_whole_performances_near_the_fraction() -> None:
+    """Five training subjects: one of them would be a fifth of the clips, twice a 0.1 share."""
+    dataset = make_dataset({s: 2 for s in range(1, 6)})
+    assert validation_grouping(dataset, fraction=0.1) == "performance"
+    assert validation_grouping(dataset, fraction=0.2) == "subject"
+    carved = carve_validation_split(dataset, fraction=0.1, seed=0)
+    check_common(dataset, carved)
+    assert val_share(carved, dataset) == pytest.approx(0.1)
+    assert len(set(carved.subjects[carved.split == "val"])) > 1
 
 
 def test_subject_choice_is_close_to_the_best_possible_share() -> None:

@@ -1,8 +1,8 @@
 """Carving a validation split out of the training clips, never touching the test clips.
 
 Validation clips must have no twin in training, so clips are moved in groups: whole
-subjects when every training clip's subject is known (a subject-disjoint split), else whole
-performances (clips whose ids differ only by a trailing view tag such as ``_v01``, e.g.
+subjects when every training clip's subject is known and there are enough subjects for one to
+be no more than the validation share (a subject-disjoint split), else whole performances (clips whose ids differ only by a trailing view tag such as ``_v01``, e.g.
 NW-UCLA ``a01_s01_e00_v01``), else single clips. Within that constraint the split is
 stratified by class and seeded.
 """
@@ -52,15 +52,17 @@ def performance_groups(clip_ids: list[str]) -> np.ndarray:
     return np.unique([performance_id(clip_id) for clip_id in clip_ids], return_inverse=True)[1].ravel()
 
 
-def validation_grouping(dataset: MotionDataset) -> Grouping:
+def validation_grouping(dataset: MotionDataset, fraction: float = 0.1) -> Grouping:
     """How :func:`carve_validation_split` groups the training clips of ``dataset``.
 
-    ``subject`` when every training clip has a known subject and there are at least two
-    subjects; else ``performance`` when some training clip id carries a view tag; else ``clip``.
+    ``subject`` when every training clip has a known subject and there are at least
+    ``1 / fraction`` subjects (with fewer, even one subject would take well over ``fraction`` of
+    the training clips: one of KARD's five training subjects is a fifth of them); else
+    ``performance`` when some training clip id carries a view tag; else ``clip``.
     """
     train = np.flatnonzero(_require_split(dataset) == "train")
     subjects = dataset.subjects[train]
-    if len(train) and np.all(subjects >= 0) and len(np.unique(subjects)) >= 2:
+    if len(train) and np.all(subjects >= 0) and len(np.unique(subjects)) * fraction >= 1.0 - 1e-9:
         return "subject"
     if any(VIEW_TAG.search(dataset.clip_ids[i]) for i in train):
         return "performance"
@@ -146,7 +148,7 @@ def carve_validation_split(dataset: MotionDataset, fraction: float = 0.1, seed: 
         raise UserError(f"the dataset has {len(train)} training clips; need at least 2 to carve a validation split")
     rng = np.random.default_rng(seed)
     labels = dataset.labels[train]
-    grouping = validation_grouping(dataset)
+    grouping = validation_grouping(dataset, fraction)
     if grouping == "subject":
         subjects = dataset.subjects[train]
         to_val = np.isin(subjects, _choose_subjects(subjects, labels, dataset.num_classes, fraction, rng))
