@@ -31,6 +31,11 @@ def class_text_embeddings(texts: list[ClassText], encoder: TextEncoder) -> torch
     return F.normalize(means, dim=-1)
 
 
+def fine_text_embeddings(texts: list[ClassText], encoder: TextEncoder) -> torch.Tensor:
+    """Float32 ``[K, E]``: per class the unit-length embedding of its fine description."""
+    return encoder.encode([text.fine for text in texts])
+
+
 def multi_positive_kl(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over rows of KL(target || softmax(row)) for logits ``[B, B]``; the target of row ``i`` is
     uniform over the columns ``j`` with ``labels[j] == labels[i]``."""

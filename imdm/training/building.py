@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from imdm.bundle import TEXT_EMBEDDINGS_FILE, RecognizerSpec
 from imdm.models.recognizer import Recognizer, recognizer_preset
-from imdm.text_alignment import class_text_embeddings
+from imdm.text_alignment import class_text_embeddings, fine_text_embeddings
 from mdm.data.dataset import MotionDataset, single_person
 from mdm.data.sources import DataConfig
 from mdm.data.splits import performance_groups
@@ -105,20 +105,24 @@ def build_recognizer(dataset: MotionDataset, pipeline: ClipPipelineConfig, prese
     return Recognizer(config), spec
 
 
-def run_text_embeddings(dataset: MotionDataset, data: DataConfig, output_dir: Path, *, write: bool) -> torch.Tensor:
-    """Float32 ``[K, E]`` embeddings of the class texts (``data.texts``, else the dataset's own), read from
+def run_text_embeddings(dataset: MotionDataset, data: DataConfig, output_dir: Path, *,
+                        write: bool) -> dict[str, torch.Tensor]:
+    """Float32 ``[K, E]`` embeddings of the class texts (``data.texts``, else the dataset's own) by kind:
+    ``coarse`` (:func:`class_text_embeddings`) and ``fine`` (:func:`fine_text_embeddings`). Read from
     ``output_dir``'s ``class_texts.safetensors`` when a run there already computed them, else encoded
-    (offline) and, with ``write``, saved there."""
+    (offline) and, with ``write``, saved there (``coarse`` under the key ``embeddings``, as model folders
+    keep it)."""
     path = output_dir / TEXT_EMBEDDINGS_FILE
     if path.is_file():
-        embeddings = load_file(str(path))["embeddings"]
-        if embeddings.shape[0] == dataset.num_classes:
-            return embeddings
+        saved = load_file(str(path))
+        if "fine" in saved and saved["embeddings"].shape[0] == dataset.num_classes:
+            return {"coarse": saved["embeddings"], "fine": saved["fine"]}
     texts = class_texts(list(dataset.class_names), data.texts, data.name)
-    embeddings = class_text_embeddings(texts, TextEncoder())
+    encoder = TextEncoder()
+    embeddings = {"coarse": class_text_embeddings(texts, encoder), "fine": fine_text_embeddings(texts, encoder)}
     if write:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_file({"embeddings": embeddings.contiguous()}, str(path))
+        save_file({"embeddings": embeddings["coarse"].contiguous(), "fine": embeddings["fine"].contiguous()}, str(path))
     return embeddings
 
 
