@@ -102,6 +102,9 @@ def mix_datasets(real: MotionDataset, synthetic: MotionDataset, config: MixConfi
     """
     if real.split is None:
         raise ValueError("the real dataset needs a train/val/test split")
+    if len(synthetic) == 0:
+        raise UserError(f"{synthetic_name}: holds no clips, so there is nothing to mix in (were they all filtered out? "
+                        "generate again with a lower --min-confidence or --copy-threshold, or more clips per class)")
     if list(synthetic.class_names) != list(real.class_names):
         raise UserError(f"{synthetic_name}: classes {synthetic.class_names} differ from the real data's "
                         f"{real.class_names}")

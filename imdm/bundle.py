@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from imdm.models.recognizer import Recognizer, RecognizerConfig
@@ -21,7 +21,7 @@ from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
-from mdm.model_folder import load_module_weights, read_model_folder, save_model_folder
+from mdm.model_folder import load_module_weights, read_model_folder, read_safetensors, save_model_folder
 
 SPEC_FILE = "recognizer.yaml"
 WEIGHTS_FILE = "recognizer.safetensors"
@@ -87,5 +87,5 @@ class TrainedRecognizer:
         model = Recognizer(spec.model)
         load_module_weights(model, directory / WEIGHTS_FILE)
         texts = directory / TEXT_EMBEDDINGS_FILE
-        embeddings = load_file(str(texts))["embeddings"] if texts.is_file() else None
+        embeddings = read_safetensors(texts)["embeddings"] if texts.is_file() else None
         return cls(spec, model.to(device), embeddings)

@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mdm.config import from_dict, to_dict
-from mdm.errors import UserError
+from mdm.errors import DataFormatError, UserError
 
 SpecT = TypeVar("SpecT")
 
@@ -54,12 +55,21 @@ def read_model_folder(directory: str | Path, subfolder: str, spec_class: type[Sp
     return directory, from_dict(spec_class, yaml.safe_load(path.read_text()), where=str(path))
 
 
+def read_safetensors(file: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a truncated or damaged file is a DataFormatError naming it."""
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError) as error:
+        raise DataFormatError(file, f"not a readable safetensors file (truncated or damaged?): {error}") from None
+
+
 def load_module_weights(module: nn.Module, file: Path) -> None:
-    """Load a safetensors file into ``module``; weights of another architecture are a UserError."""
+    """Load a safetensors file into ``module``; a damaged file or weights of another architecture are a UserError."""
     if not file.is_file():
         raise UserError(f"{file}: missing from the model folder")
+    weights = read_safetensors(file)
     try:
-        module.load_state_dict(load_file(str(file)))
+        module.load_state_dict(weights)
     except RuntimeError as error:
         raise UserError(f"{file}: the weights do not fit this version's model (written by an older version?): "
                         f"{str(error).splitlines()[0]}") from None

@@ -125,6 +125,7 @@ def run_and_synthetic(tmp_path: Path) -> tuple[Path, Path]:
     run = tmp_path / "cotrain"
     run.mkdir()
     save_yaml(toy_run_config(archive, epochs=2), run / "config.yaml")
+    write_archive(_synthetic(4).subset([]), tmp_path / "empty.npz")
     return run, write_archive(_synthetic(4), tmp_path / "syn.npz")
 
 
@@ -146,6 +147,7 @@ def test_cli_trains_on_the_mix_and_tests_on_real_clips(run_and_synthetic: tuple[
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--synthetic", "{missing}"], "no such file"),
+    (["--synthetic", "{empty}"], "holds no clips"),
     (["--synthetic", "{syn}", "--synthetic-weight", "-1"], "--synthetic-weight must be positive"),
     (["--synthetic", "{syn}", "--set", "epochz=2"], "unknown key"),
     ([], "give --run DIR and --synthetic FILE.npz"),
@@ -153,6 +155,6 @@ def test_cli_trains_on_the_mix_and_tests_on_real_clips(run_and_synthetic: tuple[
 def test_cli_refuses_bad_input_with_one_line(args: list[str], message: str, run_and_synthetic: tuple[Path, Path],
                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, synthetic = run_and_synthetic
-    argv = ["--run", str(run)] + [a.format(missing=tmp_path / "none.npz", syn=synthetic) for a in args]
+    argv = ["--run", str(run)] + [a.format(missing=tmp_path / "none.npz", syn=synthetic, empty=tmp_path / "empty.npz") for a in args]
     code, err = _cli(argv, capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -1,11 +1,15 @@
 """The I-MDM recognizer: shapes, persons, joint mixing, streams, no dead parameters, fitting."""
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from imdm.bundle import TrainedRecognizer
 from imdm.models.recognizer import (
     PRESETS,
     Recognizer,
@@ -13,10 +17,16 @@ from imdm.models.recognizer import (
     TemporalConv,
     recognizer_preset,
 )
+from imdm.training.building import build_recognizer
 from mdm.config import from_dict, to_dict
+from mdm.data.archive import read_archive
+from mdm.data.transforms import recognition_pipeline
 from mdm.errors import ConfigError
 from mdm.models import count_parameters
 from mdm.skeleton import load_skeleton
+from toy_data import toy_archive
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = PRESETS["tiny"]
 
@@ -221,3 +231,16 @@ def test_paper_preset_size() -> None:
     count = count_parameters(Recognizer(PRESETS["paper"]))
     print(f"paper preset: {count / 1e6:.2f} M parameters")
     assert 25e6 < count < 60e6  # published 51.4 M with wider down-sampling convolutions
+
+
+def test_a_truncated_weights_file_ends_recognize_with_one_message_naming_it(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=2)
+    model, spec = build_recognizer(read_archive(archive), recognition_pipeline(), "tiny", {})
+    folder = TrainedRecognizer(spec, model).save(tmp_path / "recognizer")
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    result = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint",
+                             str(folder)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(weights) in lines[0] and "truncated" in lines[0]
