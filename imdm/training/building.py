@@ -6,6 +6,7 @@
 * :class:`GeneratorPart`: the diffusion model conditioned on the recognizer's features, with its
   noise process, normalisation and loss, and the spec saved with it.
 * :func:`run_text_embeddings`: the class-text embeddings of a run, computed once.
+* :func:`pooled_features`: a recognizer's pooled features of every clip of a dataset.
 
 A new training signal (a loss on the recognizer's features, another model trained alongside) is
 built here as a part of its own and added to :class:`imdm.training.cotrain.CoTrainer`'s list of
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
 
 from imdm.bundle import TEXT_EMBEDDINGS_FILE, RecognizerSpec
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.text_alignment import class_text_embeddings, fine_text_embeddings
 from mdm.data.dataset import MotionDataset, single_person
+from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.sources import DataConfig
 from mdm.data.splits import performance_groups
 from mdm.data.transforms import ClipPipelineConfig
@@ -34,7 +37,7 @@ from mdm.generator import DiffusionConfig, GeneratorSpec, generator_spec_for
 from mdm.losses import DiffusionLossWeights
 from mdm.models.denoiser import MotionDenoiser, denoiser_preset
 from mdm.representation import PositionRepresentation
-from mdm.text import TextEncoder, class_texts
+from mdm.text import ClassText, TextEncoder, class_texts
 from mdm.training.objective import DiffusionObjective, fit_feature_stats
 
 logger = logging.getLogger("imdm.cotrain")
@@ -117,13 +120,34 @@ def run_text_embeddings(dataset: MotionDataset, data: DataConfig, output_dir: Pa
         saved = load_file(str(path))
         if "fine" in saved and saved["embeddings"].shape[0] == dataset.num_classes:
             return {"coarse": saved["embeddings"], "fine": saved["fine"]}
-    texts = class_texts(list(dataset.class_names), data.texts, data.name)
-    encoder = TextEncoder()
-    embeddings = {"coarse": class_text_embeddings(texts, encoder), "fine": fine_text_embeddings(texts, encoder)}
+    embeddings = encode_class_texts(class_texts(list(dataset.class_names), data.texts, data.name), TextEncoder())
     if write:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_file({"embeddings": embeddings["coarse"].contiguous(), "fine": embeddings["fine"].contiguous()}, str(path))
+        save_text_embeddings(embeddings, output_dir)
     return embeddings
+
+
+def encode_class_texts(texts: list[ClassText], encoder: TextEncoder) -> dict[str, torch.Tensor]:
+    """``{"coarse": [K, E], "fine": [K, E]}`` embeddings of ``texts`` (:func:`class_text_embeddings`,
+    :func:`fine_text_embeddings`)."""
+    return {"coarse": class_text_embeddings(texts, encoder), "fine": fine_text_embeddings(texts, encoder)}
+
+
+def save_text_embeddings(embeddings: dict[str, torch.Tensor], output_dir: Path) -> None:
+    """Write :func:`encode_class_texts`'s embeddings as ``output_dir``'s ``class_texts.safetensors``, which
+    :func:`run_text_embeddings` then reads instead of encoding."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": embeddings["coarse"].contiguous(), "fine": embeddings["fine"].contiguous()},
+              str(output_dir / TEXT_EMBEDDINGS_FILE))
+
+
+@torch.no_grad()
+def pooled_features(model: Recognizer, dataset: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """Float32 ``[N, D]``: the last stage's pooled feature of every clip (evaluation pipeline, in order)."""
+    model.eval()
+    loader = DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size, collate_fn=collate_clips)
+    parts = [model(batch["motion"].to(device)).pooled[-1].float() for batch in loader]
+    return torch.cat(parts) if parts else torch.zeros(0, model.feature_dims[-1])
 
 
 class GeneratorPart:

@@ -43,7 +43,8 @@ from imdm.bundle import TrainedRecognizer
 from imdm.feature_diffusion import GENERATED_FROM, FeatureDiffusion, FeatureDiffusionConfig, generated_feature_quality
 from imdm.models.recognizer import RecognizerOutput
 from imdm.text_alignment import TextAlignment
-from imdm.training.building import GeneratorPart, TrainingSplits, build_recognizer, run_text_embeddings
+from imdm.training.building import (GeneratorPart, TrainingSplits, build_recognizer, pooled_features,
+                                    run_text_embeddings)
 from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
@@ -424,9 +425,7 @@ class CoTrainer(EpochTrainer):
         against ``model``'s pooled features of the validation clips."""
         assert self.feature_diffusion is not None
         device = self.accelerator.device
-        model.eval()
-        loader = make_eval_loader(self.val_set, self.config.pipeline, self.config.batch_size)
-        real = torch.cat([model(batch["motion"].to(device)).pooled[-1].float() for batch in loader])
+        real = pooled_features(model, self.val_set, self.config.pipeline, self.config.batch_size, device)
         part = self.accelerator.unwrap_model(self.feature_diffusion.model).eval()
         return generated_feature_quality(part, model.classifier, real, torch.as_tensor(self.val_set.labels, device=device))
 
