@@ -32,7 +32,7 @@ RESULTS = REPO / "docs" / "results.md"
 REMOVED_SECTION = "## Options removed after their measurement"
 """The part of the results whose commands ran at an older commit, on options since removed."""
 SETTINGS = {"mdm_imdm_cotrain.py": CoTrainConfig, "mdm_imdm_cotrain_with_mix_dataset.py": CoTrainConfig,
-            "train_ensemble.py": CoTrainConfig,
+            "train_ensemble.py": CoTrainConfig, "zero_shot.py": CoTrainConfig,
             "mdm_train.py": MDMTrainConfig, "train_evaluator.py": EvaluatorTrainConfig}
 """The config class whose keys a script's ``--set`` takes."""
 COMMAND = re.compile(r"python3? ((?:run|benchmarks)/[\w/]+\.py)([^`|\n]*)")
