@@ -21,11 +21,14 @@ from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
-from mdm.model_folder import load_module_weights, read_model_folder, read_safetensors, save_model_folder
+from mdm.model_folder import cpu_state_dict, load_module_weights, read_model_folder, read_safetensors, save_model_folder
 
 SPEC_FILE = "recognizer.yaml"
 WEIGHTS_FILE = "recognizer.safetensors"
 TEXT_EMBEDDINGS_FILE = "class_texts.safetensors"
+TEXT_PROJECTION_FILE = "text_projection.safetensors"
+"""The alignment head's projection of pooled features into the text space, where the recognizer
+was trained with skeleton–text alignment (what text–motion retrieval needs)."""
 
 
 @dataclass
@@ -43,10 +46,12 @@ class RecognizerSpec:
 class TrainedRecognizer:
     """Classifies motion clips of the skeleton it was trained on."""
 
-    def __init__(self, spec: RecognizerSpec, model: Recognizer, text_embeddings: torch.Tensor | None = None) -> None:
+    def __init__(self, spec: RecognizerSpec, model: Recognizer, text_embeddings: torch.Tensor | None = None,
+                 text_projection: torch.nn.Linear | None = None) -> None:
         self.spec = spec
         self.model = model.eval()
         self.text_embeddings = text_embeddings
+        self.text_projection = text_projection
 
     @property
     def class_names(self) -> list[str]:
@@ -72,11 +77,31 @@ class TrainedRecognizer:
         probabilities = [self.model(batch["motion"].to(self.device)).logits.softmax(-1).cpu() for batch in loader]
         return torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(self.spec.class_names)))
 
+    @torch.no_grad()
+    def text_space(self, dataset: MotionDataset, batch_size: int = 64) -> torch.Tensor:
+        """Float32 ``[N, E]``: every clip's pooled feature projected into the text space, unit length.
+
+        Raises:
+            UserError: the recognizer was trained without skeleton–text alignment.
+        """
+        if self.text_projection is None:
+            raise UserError("this recognizer was trained without skeleton-text alignment (no "
+                            f"{TEXT_PROJECTION_FILE}); train with --set recognizer.text_weight=0.5")
+        self.check_dataset(dataset)
+        loader = DataLoader(ClipDataset(dataset, self.spec.pipeline, train=False), batch_size=batch_size,
+                            collate_fn=collate_clips)
+        parts = [self.text_projection(self.model(batch["motion"].to(self.device)).pooled[-1].float()).cpu()
+                 for batch in loader]
+        projected = torch.cat(parts) if parts else torch.zeros(0, self.text_projection.out_features)
+        return torch.nn.functional.normalize(projected, dim=-1)
+
     def save(self, directory: str | Path) -> Path:
         directory = save_model_folder(directory, self.spec, SPEC_FILE, {WEIGHTS_FILE: self.model})
         if self.text_embeddings is not None:
             save_file({"embeddings": self.text_embeddings.detach().cpu().contiguous()},
                       str(directory / TEXT_EMBEDDINGS_FILE))
+        if self.text_projection is not None:
+            save_file(cpu_state_dict(self.text_projection), str(directory / TEXT_PROJECTION_FILE))
         return directory
 
     @classmethod
@@ -88,4 +113,10 @@ class TrainedRecognizer:
         load_module_weights(model, directory / WEIGHTS_FILE)
         texts = directory / TEXT_EMBEDDINGS_FILE
         embeddings = read_safetensors(texts)["embeddings"] if texts.is_file() else None
-        return cls(spec, model.to(device), embeddings)
+        projection = None
+        if (directory / TEXT_PROJECTION_FILE).is_file():
+            weight = read_safetensors(directory / TEXT_PROJECTION_FILE)["weight"]
+            projection = torch.nn.Linear(weight.shape[1], weight.shape[0])
+            load_module_weights(projection, directory / TEXT_PROJECTION_FILE)
+            projection = projection.to(device).eval()
+        return cls(spec, model.to(device), embeddings, projection)

@@ -116,6 +116,15 @@ def class_texts(class_names: list[str], texts_file: str | Path | None = None,
     return [fallback_text(name) for name in class_names]
 
 
+def shipped_table_for(class_names: list[str]) -> str | None:
+    """A ``--dataset`` name whose shipped text table holds every one of ``class_names``, or None."""
+    for dataset, table in TEXT_TABLES.items():
+        names = read_class_texts(TEXTS_DIR / f"{table}.yaml")
+        if all(name in names for name in class_names):
+            return dataset
+    return None
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:

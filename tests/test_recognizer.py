@@ -21,7 +21,7 @@ from imdm.training.building import build_recognizer
 from mdm.config import from_dict, to_dict
 from mdm.data.archive import read_archive
 from mdm.data.transforms import recognition_pipeline
-from mdm.errors import ConfigError
+from mdm.errors import ConfigError, UserError
 from mdm.models import count_parameters
 from mdm.skeleton import load_skeleton
 from toy_data import toy_archive
@@ -244,3 +244,11 @@ def test_a_truncated_weights_file_ends_recognize_with_one_message_naming_it(tmp_
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and str(weights) in lines[0] and "truncated" in lines[0]
+
+
+def test_text_space_needs_a_recognizer_trained_with_alignment(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=2)
+    model, spec = build_recognizer(read_archive(archive), recognition_pipeline(), "tiny", {})
+    folder = TrainedRecognizer(spec, model).save(tmp_path / "recognizer")
+    with pytest.raises(UserError, match="without skeleton-text alignment"):
+        TrainedRecognizer.load(folder).text_space(read_archive(archive))

@@ -76,6 +76,15 @@ def test_cotraining_with_alignment_saves_the_embeddings_and_deploys_the_plain_re
     plain = Recognizer(recognizer.spec.model)
     assert count_parameters(recognizer.model) == count_parameters(plain)  # no inference cost
     assert json.loads((run / "metrics.json").read_text())["test"]["num_clips"] == 12
+    assert recognizer.text_space(trainer.test_set).shape == (12, 384)
+
+    retrieve = [sys.executable, str(REPO / "run/retrieve.py"), str(archive), "--checkpoint", str(run), "--json"]
+    metrics = json.loads(subprocess.run(retrieve + ["--class-texts"], capture_output=True, text=True, check=True).stdout)
+    assert 0 <= metrics["motion_to_text_R@1"] <= 1 and metrics["motion_to_text_R@3"] == 1.0  # three classes
+    found = json.loads(subprocess.run(retrieve + ["--text", "a person moves", "--top", "2"], capture_output=True,
+                                      text=True, check=True).stdout)
+    assert len(found) == 1 and len(found[0]["clips"]) == 2
+    assert found[0]["clips"][0]["similarity"] >= found[0]["clips"][1]["similarity"]
 
 
 def test_a_bad_texts_file_ends_the_main_job_with_one_message(tmp_path: Path) -> None:

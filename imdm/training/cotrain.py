@@ -353,7 +353,8 @@ class CoTrainer(EpochTrainer):
         self.record_top1(epoch, top1, val_ce)
         extra["val_top1"] = top1
         if main:
-            kept = TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model, self.text_embeddings)
+            projection = None if self.text_alignment is None else self.text_alignment.ema.model.projection
+            kept = TrainedRecognizer(self.recognizer_spec, self.recognizer.ema.model, self.text_embeddings, projection)
             replace_folder(kept.save, self.output_dir / "recognizer")
         if self.generator is not None:
             val_diffusion = self.validation_diffusion_loss()
