@@ -4,6 +4,9 @@ Per batch: the recognizer's cross-entropy (label smoothing) plus a weighted batc
 loss on its pooled features, and the diffusion loss of the generator conditioned on the action
 and on the recognizer's per-stage features (gradient flows from the generator into the
 recognizer unless ``generator.detach_features``). One backward; two optimizers, two schedules.
+Language parts, training-only, add their losses where switched on: the skeleton–text alignment
+(``recognizer.text_weight``, :mod:`imdm.text_alignment`) and the text-guided feature diffusion
+(``recognizer.feature_diffusion``, :mod:`imdm.feature_diffusion`).
 
 Each epoch: validation top-1 of the (EMA) recognizer and validation diffusion loss of the (EMA)
 generator on the validation split; the best generator by validation loss is kept, and the
