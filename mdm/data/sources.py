@@ -21,10 +21,12 @@ from mdm.errors import ConfigError, UserError
 logger = logging.getLogger("mdm.data")
 
 REPO_DIR = ASSETS_DIR.parent
-DATASET_NAMES = ("procedural", "nw-ucla", "kard", "humanact12", "humanact12poses", "ntu13", "ntu-skeleton", "archive")
+DATASET_NAMES = ("procedural", "nw-ucla", "kard", "bandai-namco", "humanact12", "humanact12poses", "ntu13",
+                 "ntu-skeleton", "archive")
 DEFAULT_ROOTS = {
     "nw-ucla": REPO_DIR / "datasets" / "NW-UCLA" / "all_sqe",
     "kard": REPO_DIR / "datasets" / "KARD" / "realworld",
+    "bandai-namco": REPO_DIR / "datasets" / "Bandai-Namco-Research-Motiondataset-2" / "data",
     "humanact12": REPO_DIR / "datasets" / "HumanAct12" / "humanact12",
     "humanact12poses": REPO_DIR / "datasets" / "HumanAct12Poses" / "humanact12poses.pkl",
     "ntu13": REPO_DIR / "datasets" / "NTU13" / "ntu13.pkl",
@@ -38,8 +40,8 @@ class DataConfig:
     """Which data to train on and how to split it.
 
     Attributes:
-        name: ``procedural`` (built in), ``nw-ucla``, ``kard``, ``humanact12``, ``humanact12poses``, ``ntu13``,
-            ``ntu-skeleton``, or ``archive`` (a motion archive, ``.npz``).
+        name: ``procedural`` (built in), ``nw-ucla``, ``kard``, ``bandai-namco``, ``humanact12``,
+            ``humanact12poses``, ``ntu13``, ``ntu-skeleton``, or ``archive`` (a motion archive, ``.npz``).
         root: file or folder to read (an ``.npz`` for ``archive``); None = the default place
             under ``datasets/`` (:data:`DEFAULT_ROOTS`).
         min_frames: clips shorter than this are dropped (and logged).
