@@ -1,4 +1,4 @@
-"""Convert a dataset in any readable format into one motion archive (.npz).
+"""Convert a dataset in any readable format into one motion archive (.npz), or a pyskl annotation pickle (.pkl).
 
     python run/convert_dataset.py --format nw-ucla --input datasets/NW-UCLA/all_sqe \
         --output datasets/nw_ucla.npz [--min-frames 2] [--option protocol=xview]
@@ -18,6 +18,7 @@ from pathlib import Path
 from mdm.cli import parse_key_value, run_main
 from mdm.data.archive import write_archive
 from mdm.data.readers import DEFAULT_MIN_FRAMES, READERS, read_dataset
+from mdm.data.readers.pyskl import write_pyskl
 from mdm.data.splits import view_fold
 from mdm.errors import ConfigError
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--format", required=True, choices=sorted(READERS), help="format of the input")
     parser.add_argument("--input", required=True, help="the dataset's file or folder")
-    parser.add_argument("--output", required=True, help="the archive to write (.npz)")
+    parser.add_argument("--output", required=True, help="the archive to write (.npz), or a pyskl annotation pickle (.pkl)")
     parser.add_argument("--min-frames", type=int, default=DEFAULT_MIN_FRAMES,
                         help=f"drop clips shorter than this, with a warning (default {DEFAULT_MIN_FRAMES})")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -43,15 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view-fold", metavar="TRAIN:TEST",
                         help="keep only these views: TRAIN views become train, TEST views test, e.g. 1:2")
     args = parser.parse_args(argv)
-    if Path(args.output).suffix != ".npz":
-        raise ConfigError(f"--output {args.output}: an archive's name must end in .npz")
+    if Path(args.output).suffix not in (".npz", ".pkl"):
+        raise ConfigError(f"--output {args.output}: name a motion archive (.npz) or a pyskl annotation pickle (.pkl)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = dict(parse_key_value(text, "--option") for text in args.option)
     fold = parse_view_fold(args.view_fold) if args.view_fold else None
     dataset = read_dataset(args.format, args.input, min_frames=args.min_frames, **options)
     if fold is not None:
         dataset = view_fold(dataset, *fold)
-    path = write_archive(dataset, args.output)
+    path = write_pyskl(dataset, args.output) if Path(args.output).suffix == ".pkl" else write_archive(dataset, args.output)
     print(dataset.summary())
     print(f"wrote {path}")
     return 0

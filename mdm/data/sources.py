@@ -22,7 +22,7 @@ logger = logging.getLogger("mdm.data")
 
 REPO_DIR = ASSETS_DIR.parent
 DATASET_NAMES = ("procedural", "nw-ucla", "kard", "bandai-namco", "humanact12", "humanact12poses", "ntu13",
-                 "ntu-skeleton", "archive")
+                 "ntu-skeleton", "pyskl", "archive")
 DEFAULT_ROOTS = {
     "nw-ucla": REPO_DIR / "datasets" / "NW-UCLA" / "all_sqe",
     "kard": REPO_DIR / "datasets" / "KARD" / "realworld",
@@ -41,7 +41,8 @@ class DataConfig:
 
     Attributes:
         name: ``procedural`` (built in), ``nw-ucla``, ``kard``, ``bandai-namco``, ``humanact12``,
-            ``humanact12poses``, ``ntu13``, ``ntu-skeleton``, or ``archive`` (a motion archive, ``.npz``).
+            ``humanact12poses``, ``ntu13``, ``ntu-skeleton``, ``pyskl`` (a pyskl annotation pickle,
+            protocol ``xsub``), or ``archive`` (a motion archive, ``.npz``).
         root: file or folder to read (an ``.npz`` for ``archive``); None = the default place
             under ``datasets/`` (:data:`DEFAULT_ROOTS`).
         min_frames: clips shorter than this are dropped (and logged).
@@ -76,8 +77,9 @@ def _read(config: DataConfig) -> MotionDataset:
         from mdm.data.procedural import load_default_dataset
 
         return load_default_dataset() if config.root is None else load_default_dataset(cache_dir=Path(config.root))
-    if config.root is None and config.name == "archive":
-        raise UserError("--dataset archive needs --data-root FILE.npz")
+    if config.root is None and config.name in ("archive", "pyskl"):
+        raise UserError(f"--dataset {config.name} needs --data-root FILE"
+                        + (".npz" if config.name == "archive" else ".pkl"))
     root = Path(config.root) if config.root is not None else DEFAULT_ROOTS[config.name]
     if not root.exists():
         raise UserError(f"{root}: dataset {config.name!r} not found there; see datasets/README.md for how to "

@@ -26,6 +26,7 @@ READERS: dict[str, str] = {
     "humanact12poses": "mdm.data.readers.smpl_pickles:read_humanact12poses",
     "ntu13": "mdm.data.readers.smpl_pickles:read_ntu13",
     "ntu-skeleton": "mdm.data.readers.ntu_skeleton:read_ntu_skeleton",
+    "pyskl": "mdm.data.readers.pyskl:read_pyskl",
     "archive": "mdm.data.archive:read_archive",
 }
 """Format name -> ``module:function`` taking ``(path, **options)`` and returning a MotionDataset."""
