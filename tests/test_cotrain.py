@@ -54,17 +54,17 @@ def test_cotraining_learns_and_writes_every_report(tmp_path: Path) -> None:
 
 def test_half_run_plus_resume_equals_straight_run(tmp_path: Path) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
-    config = _config(archive, epochs=2)  # 24 training clips: 3 steps an epoch
+    config = _config(archive, epochs=2)  # 33 training clips: 4 steps an epoch
     CoTrainer(config, tmp_path / "straight", progress=False).fit()
-    CoTrainer(config, tmp_path / "halves", progress=False).fit(stop_at_step=4)
+    CoTrainer(config, tmp_path / "halves", progress=False).fit(stop_at_step=5)
     torch.manual_seed(321)
     resumed = CoTrainer(config, tmp_path / "halves", progress=False)
     resumed.resume()
-    assert resumed.state.step == 4
+    assert resumed.state.step == 5
     resumed.fit()
     for name in ("model_recognizer", "model_denoiser", "ema_recognizer"):
-        straight = load_file(str(tmp_path / "straight/checkpoints/step_00000006" / f"{name}.safetensors"))
-        halves = load_file(str(tmp_path / "halves/checkpoints/step_00000006" / f"{name}.safetensors"))
+        straight = load_file(str(tmp_path / "straight/checkpoints/step_00000008" / f"{name}.safetensors"))
+        halves = load_file(str(tmp_path / "halves/checkpoints/step_00000008" / f"{name}.safetensors"))
         assert all(torch.equal(straight[k], halves[k]) for k in straight), name
 
 
@@ -191,5 +191,5 @@ def test_two_processes_train_one_run_with_the_single_process_schedule(tmp_path: 
     assert result.stdout.count("run folder:") == 1 and result.stdout.count("TEST top-1") == 1
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     single_process = CoTrainer(config, tmp_path / "single", progress=False)
-    assert metrics["steps"] == single_process.total_steps == 6  # the batch is global, not per process
+    assert metrics["steps"] == single_process.total_steps == 8  # the batch is global, not per process
     assert metrics["test"]["num_clips"] == 12  # every test clip counted once across the two processes

@@ -153,17 +153,17 @@ def test_samples_must_match_skeleton_and_classes(trained: tuple[Path, Path]) -> 
 
 def test_half_run_plus_resume_equals_straight_run(tmp_path: Path) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=12)
-    config = _config(archive, epochs=2)  # 18 training clips: 2 steps an epoch
+    config = _config(archive, epochs=2)  # 24 training clips: 3 steps an epoch
     EvaluatorTrainer(config, tmp_path / "straight", progress=False).fit()
-    EvaluatorTrainer(config, tmp_path / "halves", progress=False).fit(stop_at_step=3)
+    EvaluatorTrainer(config, tmp_path / "halves", progress=False).fit(stop_at_step=4)
     torch.manual_seed(99)
     resumed = EvaluatorTrainer(config, tmp_path / "halves", progress=False)
     resumed.resume()
-    assert resumed.state.step == 3
+    assert resumed.state.step == 4
     resumed.fit()
     for name in ("model_evaluator", "ema_evaluator"):
-        straight = load_file(str(tmp_path / "straight/checkpoints/step_00000004" / f"{name}.safetensors"))
-        halves = load_file(str(tmp_path / "halves/checkpoints/step_00000004" / f"{name}.safetensors"))
+        straight = load_file(str(tmp_path / "straight/checkpoints/step_00000006" / f"{name}.safetensors"))
+        halves = load_file(str(tmp_path / "halves/checkpoints/step_00000006" / f"{name}.safetensors"))
         assert all(torch.equal(straight[k], halves[k]) for k in straight), name
 
 

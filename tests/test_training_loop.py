@@ -11,8 +11,17 @@ import torch
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
 from mdm.training.logs import read_csv
-from mdm.training.loop import EpochTrainer, RunningMeans, check_finite, replace_folder, steps_per_epoch
-from toy_data import toy_dataset
+from imdm.training.cotrain import CoTrainConfig, CoTrainer
+from mdm.config import merge
+from mdm.training.loop import (
+    EpochTrainer,
+    RunningMeans,
+    check_finite,
+    check_log_with,
+    replace_folder,
+    steps_per_epoch,
+)
+from toy_data import toy_archive, toy_dataset
 
 BATCH = 3  # 9 training clips: 3 steps an epoch
 
@@ -20,6 +29,7 @@ BATCH = 3  # 9 training clips: 3 steps an epoch
 @dataclass
 class LoopConfig:
     log_every: int = 2
+    log_with: str = "none"
 
 
 class RecordingTrainer(EpochTrainer):
@@ -128,3 +138,25 @@ def test_replace_folder_swaps_in_the_new_folder_and_keeps_the_old_one_on_failure
     with pytest.raises(OSError):
         replace_folder(fail, target)
     assert (target / "new.txt").read_text() == "new"
+
+
+def test_log_with_tensorboard_writes_event_files_beside_the_csv(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=8)
+    config = merge(CoTrainConfig(), {"data": {"name": "archive", "root": str(archive)}, "pipeline": {"num_frames": 16},
+                                     "recognizer": {"preset": "tiny"}, "generator": {"enabled": False},
+                                     "batch_size": 4, "epochs": 2, "log_every": 1, "log_with": "tensorboard"})
+    run = CoTrainer(config, tmp_path / "run", progress=False).fit()
+    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert {"train_ce", "val_top1"} <= set(accumulator.Tags()["scalars"])
+    assert len(accumulator.Scalars("train_ce")) == sum(1 for row in read_csv(run / "log.csv") if row["train_ce"])
+
+
+def test_an_unknown_tracker_is_refused() -> None:
+    with pytest.raises(ConfigError, match="log_with must be 'none' or 'tensorboard'"):
+        check_log_with("wandb")

@@ -168,6 +168,9 @@ class CoTrainConfig:
     """Data-loading worker processes (0: in the training process)."""
     log_every: int = 10
     """Steps between two rows of ``log.csv``."""
+    log_with: str = "none"
+    """``tensorboard`` also sends every row of ``log.csv`` to TensorBoard (Accelerate's tracker;
+    ``<run>/tensorboard``; needs the ``tensorboard`` package); ``none`` writes the CSV alone."""
     render_samples: bool = True
     """Write a video of one generated clip per class at the end (needs the generator)."""
 

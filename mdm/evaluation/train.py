@@ -62,6 +62,8 @@ class EvaluatorTrainConfig:
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
+    log_with: str = "none"
+    """``tensorboard`` also sends the rows of ``log.csv`` to TensorBoard (``<run>/tensorboard``)."""
 
     def __post_init__(self) -> None:
         check_mixed_precision(self.mixed_precision)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ class CSVLogger:
     with :meth:`truncate_after` so the file never holds the same step twice.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, tracker: Callable[..., None] | None = None) -> None:
         self.path = Path(path)
+        self.tracker = tracker
         self.rows: list[dict[str, Any]] = []
         if self.path.is_file():
             with self.path.open(newline="") as file:
@@ -33,8 +35,12 @@ class CSVLogger:
         self._write()
 
     def log(self, row: dict[str, Any]) -> None:
+        """Append ``row`` (its ``step`` included) and rewrite the file; send its numbers to the tracker."""
         self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         self._write()
+        if self.tracker is not None:
+            numbers = {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+            self.tracker(numbers, step=int(row["step"]))
 
     def _write(self) -> None:
         header: list[str] = []

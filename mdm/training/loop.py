@@ -11,6 +11,7 @@ validation top-1, early stopping and the test evaluation of a final report; subc
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -60,6 +61,18 @@ def check_mixed_precision(value: str) -> None:
         raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {value!r}")
 
 
+def check_log_with(value: str) -> str | None:
+    """The Accelerate tracker of ``log_with`` (None for ``none``); ConfigError for another value, or
+    for ``tensorboard`` without the tensorboard package."""
+    if value == "none":
+        return None
+    if value != "tensorboard":
+        raise ConfigError(f"log_with must be 'none' or 'tensorboard', got {value!r}")
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("log_with=tensorboard needs the tensorboard package: pip install tensorboard")
+    return value
+
+
 def check_finite(terms: dict[str, float], step: int) -> None:
     """FloatingPointError when a training term is NaN or infinite."""
     if not all(math.isfinite(v) for v in terms.values()):
@@ -107,10 +120,20 @@ class CheckpointedRun:
         self.config = config
         self.output_dir = Path(output_dir)
         self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=mixed_precision)
+        tracker = check_log_with(config.log_with)
+        self.accelerator = Accelerator(mixed_precision=mixed_precision, log_with=tracker, project_dir=self.output_dir)
+        if tracker is not None:
+            self.accelerator.init_trackers(tracker)
         set_seed(seed)
         self.state = TrainingState()
-        self.log = CSVLogger(self.output_dir / "log.csv") if self.accelerator.is_main_process else None
+        self.log = None
+        if self.accelerator.is_main_process:
+            self.log = CSVLogger(self.output_dir / "log.csv",
+                                 tracker=None if tracker is None else self.accelerator.log)
+
+    def close_trackers(self) -> None:
+        """Flush and close the trackers (TensorBoard) at the end of a run."""
+        self.accelerator.end_training()
 
     def make_train_loader(self, train_set: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int, seed: int,
                           *, num_workers: int, balanced: bool = False, groups: np.ndarray | None = None) -> None:
@@ -271,8 +294,7 @@ class EpochTrainer(CheckpointedRun):
             self.logger.warning("stopped at step %d (%s); continue with --resume %s", self.state.step, stop.reason,
                                 self.output_dir)
         interrupted = stop.reason is not None and stop.reason.startswith("signal")
-        if interrupted or (stop_at_step and self.state.step < self.total_steps and not finished_early):
-            return self.output_dir
-        if main:
+        if main and not (interrupted or (stop_at_step and self.state.step < self.total_steps and not finished_early)):
             self.finish()
+        self.close_trackers()
         return self.output_dir

@@ -57,6 +57,8 @@ class MDMTrainConfig:
     ema_decay: float = 0.999
     mixed_precision: str = "no"
     log_every: int = 25
+    log_with: str = "none"
+    """``tensorboard`` also sends the rows of ``log.csv`` to TensorBoard (``<run>/tensorboard``)."""
     val_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
@@ -170,6 +172,7 @@ class MDMTrainer(CheckpointedRun):
                            self.output_dir)
         self.save()
         self.finish()
+        self.close_trackers()
         return self.output_dir
 
     def _after_step(self, running: RunningMeans, started: float) -> None:
