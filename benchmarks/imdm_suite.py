@@ -47,6 +47,7 @@ from benchmarks.mdm_suite import PublishedMDMReplica, cpu_autocast
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.ensemble import EnsembleSpec, TrainedEnsemble
 from imdm.models.recognizer import Recognizer, recognizer_preset
+from imdm.onnx_export import export_onnx, graph_of, prepared_clips
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.triplet import batch_hard_triplet_loss
 from mdm.config import merge
@@ -90,6 +91,9 @@ class SuiteConfig:
             (``cotrain_step_ms_bB_autocast``), for a like-for-like ratio.
         ensemble: also time a four-stream ensemble's end-to-end prediction (clip pipeline
             included) against one stream's, at each of ``batches`` (:func:`ensemble_inference`).
+        onnx: also time the recognizer's ONNX graph under onnxruntime against its PyTorch graph on
+            prepared clips, at each of ``batches`` (:func:`onnx_inference`; needs onnx, onnxscript
+            and onnxruntime).
     """
 
     presets: tuple[str, ...] = ("default", "paper")
@@ -109,6 +113,7 @@ class SuiteConfig:
     recognizer_overrides: dict[str, Any] = field(default_factory=dict)
     mixed_precision: str = "no"
     ensemble: bool = True
+    onnx: bool = True
 
 
 class PublishedRecognizerReplica(nn.Module):
@@ -281,6 +286,43 @@ def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: M
     return entry
 
 
+def onnx_inference(preset: str, config: SuiteConfig, frames: int, dataset: MotionDataset) -> dict[str, object]:
+    """ms per clip of recognizer ``preset`` (untrained, class probabilities) as an ONNX graph under
+    onnxruntime (``config.threads`` threads) and as its PyTorch graph, on prepared clips of ``dataset``
+    (the clip pipeline not timed), at each of ``config.batches``; and the largest difference of their
+    probabilities."""
+    import onnxruntime  # only this measurement needs it
+
+    pipeline = replace(recognition_pipeline(), num_frames=frames)
+    torch.manual_seed(0)
+    model_config = recognizer_preset(preset, num_joints=dataset.skeleton.num_joints, parents=dataset.skeleton.parents,
+                                     num_classes=len(dataset.class_names), num_frames=frames,
+                                     **config.recognizer_overrides)
+    recognizer = TrainedRecognizer(RecognizerSpec(model_config, pipeline, list(dataset.class_names)),
+                                   Recognizer(model_config))
+    clips = prepared_clips(dataset, pipeline)
+    graph = graph_of(recognizer)[0]
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(recognizer, Path(folder) / "recognizer.onnx", clips)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = config.threads
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    jobs, counts = {}, {}
+    for batch in config.batches:
+        x = clips[np.arange(batch) % len(clips)]
+        runs = max(1, math.ceil(config.clips_per_run / batch))
+        jobs[("onnxruntime", batch)] = lambda x=x, r=runs: [session.run(None, {"motion": x}) for _ in range(r)]
+        jobs[("pytorch", batch)] = _inference(graph, torch.as_tensor(x), runs)
+        counts[batch] = runs * batch
+    entry: dict[str, object] = {"frames": frames}
+    for (name, batch), seconds in _time_round_robin(jobs, config.warmup, config.repeats).items():
+        _record(entry, f"{name}_ms_per_clip_b{batch}", seconds, 1000.0 / counts[batch])
+    with torch.inference_mode():
+        reference = graph(torch.as_tensor(clips)).numpy()
+    entry["max_abs_difference"] = float(np.abs(session.run(None, {"motion": clips})[0] - reference).max())
+    return entry
+
+
 def run_suite(config: SuiteConfig) -> dict[str, object]:
     """Time recognizer inference (ms per clip), training and co-training steps (ms) and the triplet loss (ms)."""
     torch.set_num_threads(config.threads)
@@ -347,10 +389,13 @@ def run_suite(config: SuiteConfig) -> dict[str, object]:
     for (name, batch), seconds in _time_round_robin(inference_jobs, config.warmup, config.repeats).items():
         _record(figures[name], f"infer_ms_per_clip_b{batch}", seconds, 1000.0 / clips[(name, batch)])
 
-    if config.ensemble:
+    if config.ensemble or config.onnx:
         dataset = generate_procedural_dataset(seed=0, clips_per_class=2)
         for preset in config.presets:
-            figures[preset]["ensemble"] = ensemble_inference(preset, config, figures[preset]["frames"], dataset)
+            if config.ensemble:
+                figures[preset]["ensemble"] = ensemble_inference(preset, config, figures[preset]["frames"], dataset)
+            if config.onnx:
+                figures[preset]["onnx"] = onnx_inference(preset, config, figures[preset]["frames"], dataset)
 
     if config.reference:
         published = figures["published_replica"]

@@ -101,6 +101,13 @@ def test_imdm_suite_times_the_four_stream_ensemble_against_one_stream(imdm_resul
     assert "ensemble" not in imdm_results["published_replica"]
 
 
+def test_imdm_suite_times_the_onnx_graph_beside_pytorch(imdm_results: dict) -> None:
+    onnx = imdm_results["tiny"]["onnx"]
+    for batch in (1, 4):
+        assert onnx[f"onnxruntime_ms_per_clip_b{batch}"] > 0 and onnx[f"pytorch_ms_per_clip_b{batch}"] > 0
+    assert onnx["max_abs_difference"] <= 1e-4
+
+
 def test_imdm_suite_counts_the_preset_s_parameters_and_its_co_trained_denoiser(imdm_results: dict) -> None:
     skeleton = load_skeleton("kinect_v1")
     model = Recognizer(recognizer_preset("tiny", num_joints=skeleton.num_joints, parents=skeleton.parents,
