@@ -1,0 +1,1 @@
+"""Writing motion out of the toolkit in other programs' formats (BVH)."""
