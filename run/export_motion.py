@@ -1,4 +1,4 @@
-"""Export clips of a motion archive (real or generated) for other programs: BVH for Blender, Unity, MotionBuilder.
+"""Export clips of a motion archive (real or generated) for other programs: BVH or glTF binary (GLB).
 
 The `imdm-export` command; the program is :mod:`mdm.commands.export_motion` (its docstring has the usage).
 """

@@ -1,5 +1,5 @@
-"""BVH export: inverse kinematics that forward kinematics undoes, a file a second library reads the same way,
-and one clear message for bad requests."""
+"""BVH and GLB export: inverse kinematics that forward kinematics undoes, files a second library reads the
+same way, and one clear message for bad requests."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from toy_data import toy_archive, toy_dataset
 from mdm.data.readers import read_dataset
 from mdm.data.readers.bvh import read_bvh
 from mdm.export.bvh import positions_to_rotations, write_bvh
+from mdm.export.gltf import write_glb
 from mdm.kinematics import forward_kinematics
 from mdm.skeleton import load_skeleton
 
@@ -96,9 +97,46 @@ def test_the_command_writes_clips_and_refuses_bad_requests(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "out").glob("*.bvh"))) == 2
+    glb = subprocess.run(command + ["--index", "1", "--format", "glb", "--out", str(tmp_path / "one.glb")],
+                         capture_output=True, text=True, timeout=120)
+    assert glb.returncode == 0 and (tmp_path / "one.glb").stat().st_size > 0, glb.stderr
     for args, words in [(["--index", "99", "--out", str(tmp_path / "a.bvh")], "--index 99: "),
-                        (["--index", "0", "--format", "fbx", "--out", str(tmp_path / "a.fbx")], "known formats are bvh"),
+                        (["--index", "0", "--format", "fbx", "--out", str(tmp_path / "a.fbx")], "known formats are bvh, glb"),
                         (["--index", "0", "--out", str(tmp_path / "missing" / "a.bvh")], "no folder")]:
         bad = subprocess.run(command + args, capture_output=True, text=True, timeout=120)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and words in lines[0], bad.stderr
+
+
+def test_a_glb_plays_the_clip_back_and_a_second_library_loads_it(tmp_path: Path) -> None:
+    import pygltflib
+    import trimesh
+
+    clip = rigid_clip(frames=10, seed=1)
+    path = write_glb(tmp_path / "clip.glb", clip, SKELETON, fps=30)
+    gltf = pygltflib.GLTF2().load(str(path))
+    blob = gltf.binary_blob()
+
+    def values(accessor_index: int) -> np.ndarray:
+        accessor = gltf.accessors[accessor_index]
+        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[accessor.type]
+        view = gltf.bufferViews[accessor.bufferView]
+        return np.frombuffer(blob, np.float32, accessor.count * width, view.byteOffset).reshape(accessor.count, width)
+
+    animation = gltf.animations[0]
+    tracks = {(c.target.node, c.target.path): values(animation.samplers[c.sampler].output) for c in animation.channels}
+    parent = {child: index for index, node in enumerate(gltf.nodes) for child in node.children or []}
+    for frame in (0, 6):
+        world: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index in range(len(gltf.nodes)):  # parents come before children
+            rotation = Rotation.from_quat(tracks[(index, "rotation")][frame]).as_matrix()
+            offset = tracks.get((index, "translation"), [np.array(gltf.nodes[index].translation)] * 10)[frame]
+            if index in parent:
+                parent_rotation, parent_position = world[parent[index]]
+                world[index] = (parent_rotation @ rotation, parent_position + parent_rotation @ offset)
+            else:
+                world[index] = (rotation, offset)
+        names = [node.name for node in gltf.nodes]
+        played = np.array([world[names.index(name)][1] for name in SKELETON.joint_names])
+        np.testing.assert_allclose(played, clip[frame], atol=1e-4)
+    assert len(trimesh.load(str(path)).graph.nodes) >= len(gltf.nodes)
