@@ -198,3 +198,16 @@ def test_real_bandai_namco_clips_keep_their_bone_lengths() -> None:
         bones = np.linalg.norm(positions[:, keep[1:]] - positions[:, parents], axis=-1)
         assert np.ptp(bones, axis=0).max() < 1e-3 * max(bones.max(), 1.0), file.name
         assert positions[..., 1].max() > 100  # a standing person, in centimetres
+
+
+def test_any_bvh_file_or_folder_reads_as_an_unlabelled_dataset(tmp_path: Path) -> None:
+    (tmp_path / "a.bvh").write_text(CHAIN)
+    (tmp_path / "b.bvh").write_text(CHAIN.replace("Frames: 2", "Frames: 1").replace("0 0 0  90 0 0  0 0 0  0 90 0\n", ""))
+    one = read_dataset("bvh", tmp_path / "a.bvh")
+    assert len(one) == 1 and one.skeleton.joint_names == ("hips", "knee", "foot") and one.fps == pytest.approx(25)
+    both = read_dataset("bvh", tmp_path, min_frames=1)
+    assert both.clip_ids == ["a", "b"] and both.class_names == ["unlabelled"]
+    np.testing.assert_allclose(both.clips[0][0], [[1, 5, 0], [1, 3, 0], [1, 0, 0]], atol=1e-6)
+    (tmp_path / "c.bvh").write_text(CHAIN.replace("JOINT foot", "JOINT toe"))
+    with pytest.raises(DataFormatError, match="c.bvh: its hierarchy differs from a.bvh's"):
+        read_dataset("bvh", tmp_path, min_frames=1)

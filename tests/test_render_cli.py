@@ -47,6 +47,15 @@ def test_grid_of_archive_clips_as_gif_at_the_archive_frame_rate(archive: Path, t
     assert reader.get_meta_data()["duration"] == pytest.approx(1000 / 15, abs=10)
 
 
+def test_a_png_output_is_one_still_frame(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "still.png"
+    result = _render(archive, "--index", "0", "--index", "1", "--grid", "2x1", "--frame", "2", "--out", out, *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert imageio.imread(out).shape[:2] == (64, 128)
+    late = _render(archive, "--index", "0", "--frame", "99", "--out", tmp_path / "late.png", *SMALL)
+    assert late.returncode == 2 and "--frame 99: the clips have frames 0 to" in late.stderr
+
+
 def test_compare_puts_clips_of_two_files_side_by_side(archive: Path, tmp_path: Path) -> None:
     generated = _archive(tmp_path / "generated.npz", [3, 5])
     out = tmp_path / "compare.mp4"

@@ -3,9 +3,11 @@
     python run/render_motion.py FILE.npz --index I [--index J ...] --out OUT.mp4|OUT.gif \
         [--grid COLSxROWS] [--fps F] [--title TEXT]
     python run/render_motion.py --compare real.npz:0 generated.npz:3 --out compare.mp4
+    python run/render_motion.py walk.bvh --format bvh --index 0 --out walk.png [--frame 20]
 
 Each clip gets one panel with its class name and source as caption; several clips are tiled
-(--grid, or a near-square layout). The frame rate is the dataset's (30 when unknown) unless
+(--grid, or a near-square layout). A ``.png`` output is one still frame (--frame, default the middle
+one). The frame rate is the dataset's (30 when unknown) unless
 --fps is given. SMPL meshes of SMPL-parameterised data (rotations, e.g. --format humanact12poses)
 are drawn when --smpl-dir points at the user's SMPL model files:
 
@@ -19,13 +21,17 @@ import argparse
 import re
 from pathlib import Path
 
+import imageio.v3 as imageio
+import numpy as np
+
 from mdm.cli import run_main
 from mdm.data.dataset import MotionDataset
 from mdm.data.readers import READERS, read_dataset
-from mdm.errors import ConfigError
+from mdm.errors import ConfigError, UserError
 from mdm.render import DEFAULT_FPS, View, check_video_path, render_video
 from mdm.render.figure import resolve_grid
-from mdm.skeleton import load_skeleton
+from mdm.render.stick import render_frames
+from mdm.skeleton import Skeleton, load_skeleton
 
 CAPTION_CHARS = 40
 
@@ -101,6 +107,19 @@ def _render_meshes(args: argparse.Namespace, chosen: list[tuple[MotionDataset, i
     return render_mesh_video(meshes, args.out, **common)
 
 
+def _write_still(clips: list[np.ndarray], skeletons: list[Skeleton], out: Path, frame: int | None,
+                 common: dict[str, object]) -> Path:
+    """One frame (``frame``, else the middle of the longest clip) of the panels as a PNG."""
+    frames = max(len(clip) for clip in clips)
+    index = frames // 2 if frame is None else frame
+    if not 0 <= index < frames:
+        raise ConfigError(f"--frame {index}: the clips have frames 0 to {frames - 1}")
+    options = {key: value for key, value in common.items() if key != "fps"}
+    image = render_frames([clip[: index + 1] for clip in clips], skeletons, **options)[index]
+    imageio.imwrite(out, image)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?",
@@ -108,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, action="append", default=[], help="clip index in FILE (repeatable)")
     parser.add_argument("--compare", nargs="+", metavar="FILE:INDEX",
                         help="clips from one or more files side by side, e.g. real.npz:0 generated.npz:3")
-    parser.add_argument("--out", required=True, help="the video to write: .mp4 or .gif")
+    parser.add_argument("--out", required=True, help="the video to write: .mp4 or .gif, or one frame as .png")
+    parser.add_argument("--frame", type=int, help="with a .png output: the frame to draw (default the middle one)")
     parser.add_argument("--grid", help="panel layout COLSxROWS, e.g. 5x2 (default: near-square)")
     parser.add_argument("--fps", type=float, help="frame rate (default: the dataset's, else 30)")
     parser.add_argument("--title", help="a line above the video")
@@ -127,7 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mesh-format", default="ply", help="mesh file format: ply or obj (default ply)")
     args = parser.parse_args(argv)
 
-    out = check_video_path(args.out)
+    still = Path(args.out).suffix.lower() == ".png"
+    if still:
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: no folder {out.parent}")
+    else:
+        out = check_video_path(args.out)
+        if args.frame is not None:
+            raise ConfigError("--frame chooses the frame of a .png output")
     grid = parse_grid(args.grid) if args.grid else None
     if args.mesh_out and not args.smpl_dir:
         raise ConfigError("--mesh-out needs --smpl-dir (meshes are built from the SMPL model)")
@@ -141,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     common = {"fps": fps, "titles": [_caption(d, i) for d, i in chosen], "title": args.title, "grid": grid,
               "view": view}
     if args.smpl_dir:
+        if still:
+            raise ConfigError("SMPL meshes (--smpl-dir) are rendered as video: write an .mp4 or .gif")
         path = _render_meshes(args, chosen, common)
     else:
         skeletons = [dataset.skeleton for dataset, _ in chosen]
@@ -151,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"--skeleton {args.skeleton} has {override.num_joints} joints but the data has "
                                       f"{skeleton.num_joints}")
             skeletons = [override] * len(chosen)
-        path = render_video([d.clips[i] for d, i in chosen], skeletons, out, **common)
+        clips = [d.clips[i] for d, i in chosen]
+        if still:
+            path = _write_still(clips, skeletons, out, args.frame, common)
+        else:
+            path = render_video(clips, skeletons, out, **common)
     print(f"wrote {path} ({len(chosen)} clip(s), {fps:g} fps)")
     return 0
 

@@ -22,6 +22,7 @@ READERS: dict[str, str] = {
     "nw-ucla": "mdm.data.readers.nw_ucla:read_nw_ucla",
     "kard": "mdm.data.readers.kard:read_kard",
     "bandai-namco": "mdm.data.readers.bandai_namco:read_bandai_namco",
+    "bvh": "mdm.data.readers.bvh:read_bvh_files",
     "humanact12": "mdm.data.readers.humanact12:read_humanact12",
     "humanact12poses": "mdm.data.readers.smpl_pickles:read_humanact12poses",
     "ntu13": "mdm.data.readers.smpl_pickles:read_ntu13",

@@ -22,8 +22,11 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from mdm.data.dataset import MotionDataset
+from mdm.data.readers.common import list_clip_files
 from mdm.errors import DataFormatError
 from mdm.kinematics import forward_kinematics
+from mdm.skeleton import Skeleton
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -218,3 +221,23 @@ def read_bvh(file: str | Path) -> BVHMotion:
             rotations[:, joint] = Rotation.from_euler(axes, angles, degrees=True).as_matrix()
     return BVHMotion(joint_names=names, parents=np.asarray(parents, dtype=np.int64), offsets=offsets_array,
                      translations=translations, rotations=rotations, frame_time=frame_time)
+
+
+def read_bvh_files(path: Path) -> MotionDataset:
+    """Joint positions of one ``.bvh`` file or of every ``.bvh`` in a folder (one shared hierarchy), as an
+    unlabelled dataset (one class, ``unlabelled``), for rendering or converting any motion capture.
+
+    Raises:
+        DataFormatError: a malformed file, or files whose hierarchies differ.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else list_clip_files(path, ".bvh")
+    motions = [read_bvh(file) for file in files]
+    first = motions[0]
+    for file, motion in zip(files, motions):
+        if motion.joint_names != first.joint_names or not np.array_equal(motion.parents, first.parents):
+            raise DataFormatError(file, f"its hierarchy differs from {files[0].name}'s; read such files one by one")
+    skeleton = Skeleton.from_parents(first.parents, first.joint_names, name=f"bvh:{files[0].stem}")
+    return MotionDataset(clips=[m.positions().astype(np.float32) for m in motions],
+                         labels=np.zeros(len(motions), dtype=np.int64), class_names=["unlabelled"], skeleton=skeleton,
+                         clip_ids=[file.stem for file in files], fps=first.fps, source=f"BVH: {path}")
