@@ -34,7 +34,7 @@ from imdm.bundle import TrainedRecognizer
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig, normalising_rotation, reference_poses
-from mdm.diffusion.sampling import sample
+from mdm.diffusion.sampling import check_sampling_method, sample
 from mdm.errors import ConfigError, UserError
 from mdm.generator import MotionGenerator
 from mdm.skeleton import Skeleton
@@ -59,7 +59,7 @@ class GuidanceConfig:
         exemplars: training clips whose features each sample receives (``k``).
         exemplar_mode: ``mean`` (equal weights) or ``interpolate`` (random convex weights).
         steps: reverse steps (respacing of the training process).
-        method: ``ddim`` or ``ddpm``.
+        method: ``ddim``, ``ddpm`` or ``dpm++`` (:data:`mdm.diffusion.sampling.SAMPLING_METHODS`).
         eta: DDIM noise scale.
     """
 
@@ -79,8 +79,7 @@ class GuidanceConfig:
             raise ConfigError(f"exemplars must be >= 1, got {self.exemplars}")
         if self.exemplar_mode not in EXEMPLAR_MODES:
             raise ConfigError(f"exemplar mode must be one of {list(EXEMPLAR_MODES)}, got {self.exemplar_mode!r}")
-        if self.method not in ("ddim", "ddpm"):
-            raise ConfigError(f"sampling method must be 'ddim' or 'ddpm', got {self.method!r}")
+        check_sampling_method(self.method)
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from mdm.diffusion import DiffusionScheduler, classifier_free_guidance, sample
+from mdm.errors import ConfigError
 
 SHAPE = (2, 6, 4, 3)  # [B, T, J, C]
 
@@ -124,3 +125,44 @@ def test_classifier_free_guidance_closed_form() -> None:
     torch.testing.assert_close(classifier_free_guidance(cond, uncond, 1.0), cond)
     torch.testing.assert_close(classifier_free_guidance(cond, uncond, 0.0), uncond)
     torch.testing.assert_close(classifier_free_guidance(cond, uncond, 2.5), uncond + 2.5 * (cond - uncond))
+
+
+def gaussian_denoiser(scheduler: DiffusionScheduler, mean: float, std: float):
+    """The exact x0-predictor for data ``N(mean, std^2)``: ``E[x0 | x_t]``."""
+    def model_fn(x: Tensor, t: Tensor) -> Tensor:
+        signal = scheduler.train.sqrt_alphas_cumprod[t.cpu()].to(x)[:, None]
+        noise = scheduler.train.sqrt_one_minus_alphas_cumprod[t.cpu()].to(x)[:, None]
+        gain = std**2 * signal / (signal**2 * std**2 + noise**2)
+        return mean + gain * (x - signal * mean)
+    return model_fn
+
+
+@pytest.mark.parametrize("beta_schedule", ["linear", "cosine"])
+def test_dpm_solver_draws_the_data_distribution_in_fewer_steps_than_ddim(beta_schedule: str) -> None:
+    scheduler = DiffusionScheduler(1000, beta_schedule)
+    denoiser = gaussian_denoiser(scheduler, 2.0, 0.5)
+
+    def spread(method: str, steps: int) -> float:
+        samples = sample(denoiser, scheduler, (20000, 1), num_inference_steps=steps, method=method,
+                         generator=torch.Generator().manual_seed(0), device="cpu", dtype=torch.float64)
+        assert samples.mean().item() == pytest.approx(2.0, abs=0.02)
+        return samples.std().item()
+
+    assert abs(spread("dpm++", 10) - 0.5) < abs(spread("ddim", 10) - 0.5)
+    assert spread("dpm++", 20) == pytest.approx(0.5, rel=0.05)
+
+
+def test_dpm_solver_passes_the_guided_prediction_and_unknown_methods_are_refused() -> None:
+    scheduler = DiffusionScheduler(100)
+    calls = []
+
+    def guidance(x0: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        calls.append(int(t[0]))
+        return torch.full_like(x0, 3.0)
+
+    out = sample(lambda x, t: torch.zeros_like(x), scheduler, (4, 2), num_inference_steps=5, method="dpm++",
+                 generator=torch.Generator().manual_seed(0), device="cpu", x0_guidance=guidance)
+    assert len(calls) == 5 and calls == sorted(calls, reverse=True)
+    torch.testing.assert_close(out, torch.full((4, 2), 3.0))  # a constant prediction is where the ODE ends
+    with pytest.raises(ConfigError, match="sampling method must be one of ddim, ddpm, dpm\\+\\+"):
+        sample(lambda x, t: x, scheduler, (1, 1), num_inference_steps=2, method="euler", device="cpu")

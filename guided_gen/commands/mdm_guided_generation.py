@@ -28,6 +28,7 @@ from guided_gen.filtering import FilterConfig
 from guided_gen.guidance import EXEMPLAR_MODES, GuidanceConfig, parse_guidance
 from guided_gen.synthesis import Synthesis, SynthesisConfig
 from mdm.cli import run_main, setup_logging
+from mdm.diffusion.sampling import SAMPLING_METHODS
 
 logger = logging.getLogger("guided_gen")
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", default="feature",
                         help="comma-separated feature[=S], cfg[=S], classifier[=S], or none (default: feature)")
     parser.add_argument("--steps", type=int, default=50, help="reverse diffusion steps (default 50)")
-    parser.add_argument("--method", choices=["ddim", "ddpm"], default="ddim", help="sampler (default ddim)")
+    parser.add_argument("--method", choices=SAMPLING_METHODS, default="ddim", help="sampler (default ddim)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale (default 0)")
     parser.add_argument("--exemplars", type=int, default=2, help="training clips per sample for feature guidance")
     parser.add_argument("--exemplar-mode", choices=EXEMPLAR_MODES, default="interpolate",

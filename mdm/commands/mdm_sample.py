@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from mdm.cli import run_main, setup_logging
 from mdm.data.archive import write_archive
+from mdm.diffusion.sampling import SAMPLING_METHODS
 from mdm.errors import ConfigError
 from mdm.generator import MotionGenerator, SamplingConfig, samples_to_dataset
 from mdm.render.trails import plot_motion_trails
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="all", help="'all' or comma-separated class names")
     parser.add_argument("--num-per-class", type=int, default=4)
     parser.add_argument("--steps", type=int, default=50, help="sampling steps (respaced; default 50)")
-    parser.add_argument("--method", choices=("ddim", "ddpm"), default="ddim")
+    parser.add_argument("--method", choices=SAMPLING_METHODS, default="ddim",
+                        help="sampler: ddim, ddpm or dpm++ (DPM-Solver++, few steps; default ddim)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
     parser.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (1 = none)")
     parser.add_argument("--batch-size", type=int, default=64)
