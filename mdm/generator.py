@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mdm.data.dataset import MotionDataset
+from mdm.data.transforms import ClipPipelineConfig
 from mdm.diffusion.sampling import sample
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.errors import ConfigError, UserError
@@ -60,7 +61,8 @@ class SamplingConfig:
 
 @dataclass
 class GeneratorSpec:
-    """Everything besides weights that a saved generator needs."""
+    """Everything besides weights that a saved generator needs (``pipeline``: how its training clips were
+    prepared, what an edited input clip goes through; None in folders written before it was recorded)."""
 
     denoiser: DenoiserConfig
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -72,6 +74,7 @@ class GeneratorSpec:
     num_frames: int = 60
     fps: float = 30.0
     source: str = ""
+    pipeline: ClipPipelineConfig | None = None
 
 
 class MotionGenerator:
@@ -158,8 +161,9 @@ class MotionGenerator:
 
 
 def generator_spec_for(dataset: MotionDataset, denoiser: DenoiserConfig, diffusion: DiffusionConfig,
-                       num_frames: int) -> GeneratorSpec:
-    """The spec of a generator trained on ``dataset``."""
+                       pipeline: ClipPipelineConfig) -> GeneratorSpec:
+    """The spec of a generator trained on ``dataset``'s clips prepared by ``pipeline``."""
+    num_frames = pipeline.num_frames
     if num_frames > denoiser.max_frames:
         raise ConfigError(f"num_frames {num_frames} exceeds the denoiser's max_frames {denoiser.max_frames}")
     skeleton = dataset.skeleton
@@ -174,6 +178,7 @@ def generator_spec_for(dataset: MotionDataset, denoiser: DenoiserConfig, diffusi
         num_frames=num_frames,
         fps=float(dataset.fps or 30.0),
         source=dataset.source,
+        pipeline=pipeline,
     )
 
 

@@ -180,7 +180,7 @@ class GeneratorPart:
         config = denoiser_preset(preset, **shape, **{"feature_dims": [feature_dims[s] for s in self.feature_stages],
                                                      "feature_layers": layers, **overrides})
         self.denoiser = MotionDenoiser(config)
-        self.spec: GeneratorSpec = generator_spec_for(data, config, diffusion, pipeline.num_frames)
+        self.spec: GeneratorSpec = generator_spec_for(data, config, diffusion, pipeline)
         self.objective = DiffusionObjective(diffusion.make_scheduler(), representation, stats, loss)
 
     def conditioning(self, features: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -88,7 +88,7 @@ class MDMTrainer(CheckpointedRun):
             **{"num_joints": self.representation.num_slots, "num_channels": self.representation.num_channels,
                "num_classes": dataset.num_classes, **config.denoiser_overrides},
         )
-        self.spec = generator_spec_for(dataset, denoiser_config, config.diffusion, config.pipeline.num_frames)
+        self.spec = generator_spec_for(dataset, denoiser_config, config.diffusion, config.pipeline)
         model = MotionDenoiser(denoiser_config)
         self.ema = EMA(model, decay=config.ema_decay)
         self.objective = DiffusionObjective(config.diffusion.make_scheduler(), self.representation, stats, config.loss)
