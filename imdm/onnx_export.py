@@ -79,7 +79,8 @@ def require_onnx_packages() -> None:
 
 def export_onnx(classifier: TrainedRecognizer | TrainedEnsemble, path: str | Path,
                 example: np.ndarray) -> Path:
-    """Write the probability graph as ``path`` (``.onnx``) and its description as ``path`` with ``.json``.
+    """Write the probability graph as ``path`` (``.onnx``, weights inside: one file) and its description as
+    ``path`` with ``.json``.
 
     Args:
         example: prepared clips ``[B, ...]`` fixing every dimension but the batch.
@@ -90,7 +91,7 @@ def export_onnx(classifier: TrainedRecognizer | TrainedEnsemble, path: str | Pat
     batch = torch.export.Dim("batch", min=1, max=4096)
     partial = path.with_name(f".{path.name}.partial")
     torch.onnx.export(graph, (torch.as_tensor(example[:2]),), str(partial), dynamo=True, opset_version=OPSET,
-                      input_names=["motion"], output_names=["probabilities"],
+                      input_names=["motion"], output_names=["probabilities"], external_data=False,
                       dynamic_shapes={"motion": {0: batch}}, verbose=False)
     os.replace(partial, path)
     description = {"input": {"name": "motion", "shape": ["batch", *example.shape[1:]], "dtype": "float32"},

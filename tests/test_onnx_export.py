@@ -42,6 +42,7 @@ def test_a_recognizer_and_an_ensemble_export_with_pytorch_probabilities(tmp_path
         onnx = onnx_probabilities(path, clips, batch_size=batch)
         np.testing.assert_allclose(onnx, torch_probabilities(single, clips), atol=1e-5)
     assert np.allclose(onnx.sum(1), 1, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".npz") == ["single.json", "single.onnx"]
     description = json.loads(path.with_suffix(".json").read_text())
     assert description["class_names"] == single.class_names and description["input"]["shape"][1:] == [16, 20, 3]
 
