@@ -24,6 +24,7 @@ from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
 from mdm.errors import UserError
+from mdm.model_folder import model_folder
 
 ENSEMBLE_FILE = "ensemble.yaml"
 WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -156,7 +157,9 @@ def read_ensemble_spec(directory: str | Path) -> EnsembleSpec:
 
 
 def load_classifier(directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer | TrainedEnsemble:
-    """An ensemble folder as a :class:`TrainedEnsemble`, any other as a :class:`TrainedRecognizer`."""
+    """An ensemble folder as a :class:`TrainedEnsemble`, any other as a :class:`TrainedRecognizer` (``hf:owner/name``
+    for a Hugging Face Hub repository holding either, :func:`mdm.model_folder.model_folder`)."""
+    directory = model_folder(directory)
     if is_ensemble_folder(directory):
         return TrainedEnsemble.load(directory, device=device)
     return TrainedRecognizer.load(directory, device=device)

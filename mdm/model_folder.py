@@ -1,8 +1,10 @@
-"""Trained models saved as folders: safetensors weights beside a YAML spec.
+"""Trained models saved as folders: safetensors weights beside a YAML spec, and a model card.
 
 The recognizer, the generator and the evaluator each save themselves this way, so a folder can
 be loaded without the training config, and a run folder holding the model's subfolder can be
-passed in its place.
+passed in its place. A name written ``hf:owner/name`` is a Hugging Face Hub repository holding such
+a folder, fetched into the Hub's cache (:func:`model_folder`): only when named so, and never with
+``HF_HUB_OFFLINE=1`` (then only the cache is read).
 """
 
 from __future__ import annotations
@@ -37,14 +39,36 @@ def save_model_folder(directory: str | Path, spec: Any, spec_file: str, modules:
     return directory
 
 
+HUB_PREFIX = "hf:"
+
+
+def model_folder(name: str | Path) -> Path:
+    """The local folder ``name``, or for ``hf:owner/name`` the Hub repository's files (downloaded once, cached).
+
+    Raises:
+        UserError: a Hub repository that could not be fetched (offline and not cached included).
+    """
+    if not str(name).startswith(HUB_PREFIX):
+        return Path(name)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo_id = str(name)[len(HUB_PREFIX):]
+    try:
+        return Path(snapshot_download(repo_id=repo_id))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
+        raise UserError(f"{name}: not fetched from the Hugging Face Hub "
+                        f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+
+
 def read_model_folder(directory: str | Path, subfolder: str, spec_class: type[SpecT], spec_file: str,
                       written_by: str) -> tuple[Path, SpecT]:
-    """The model folder (``directory`` or ``directory/subfolder``) and its spec.
+    """The model folder (``directory``, ``directory/subfolder``, or a Hub repository holding either) and its spec.
 
     Raises:
         UserError: neither holds ``spec_file``; the message names the script that writes such folders.
     """
-    directory = Path(directory)
+    directory = model_folder(directory)
     if (directory / subfolder).is_dir():
         directory = directory / subfolder
     path = directory / spec_file
@@ -73,3 +97,15 @@ def load_module_weights(module: nn.Module, file: Path) -> None:
     except RuntimeError as error:
         raise UserError(f"{file}: the weights do not fit this version's model (written by an older version?): "
                         f"{str(error).splitlines()[0]}") from None
+
+
+def write_model_card(directory: str | Path, title: str, facts: dict[str, str], usage: list[str]) -> Path:
+    """Write ``directory/README.md``: a model card with ``title``, a table of ``facts`` (what it was trained
+    on, how well it does) and ``usage`` commands."""
+    lines = [f"# {title}", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in facts.items()]
+    lines += ["", "Use:", "", "```", *usage, "```", ""]
+    path = Path(directory) / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+

@@ -50,6 +50,9 @@ def test_cotraining_learns_and_writes_every_report(tmp_path: Path) -> None:
     probabilities = recognizer.predict(test)
     assert probabilities.shape == (12, 3) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
     assert np.isclose(np.mean(probabilities.argmax(1) == test.labels), metrics["test"]["top1"])
+    card = (run / "recognizer" / "README.md").read_text()
+    assert f"{metrics['test']['top1']:.2%}" in card and "run/recognize.py" in card and "class_0" in card
+    assert "best validation diffusion loss" in (run / "generator" / "README.md").read_text()
 
 
 def test_half_run_plus_resume_equals_straight_run(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from mdm.config import from_dict, to_dict
 from mdm.data.archive import read_archive
 from mdm.data.transforms import recognition_pipeline
 from mdm.errors import ConfigError, UserError
+from mdm.model_folder import model_folder
 from mdm.models import count_parameters
 from mdm.skeleton import load_skeleton
 from toy_data import toy_archive
@@ -252,3 +253,11 @@ def test_text_space_needs_a_recognizer_trained_with_alignment(tmp_path: Path) ->
     folder = TrainedRecognizer(spec, model).save(tmp_path / "recognizer")
     with pytest.raises(UserError, match="without skeleton-text alignment"):
         TrainedRecognizer.load(folder).text_space(read_archive(archive))
+
+
+def test_hub_names_are_explicit_and_an_offline_miss_is_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert model_folder("outputs/run") == Path("outputs/run")  # a path with a slash stays a local path
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="hf:someone/missing: not fetched from the Hugging Face Hub"):
+        TrainedRecognizer.load("hf:someone/missing")

@@ -57,6 +57,7 @@ from mdm.errors import ConfigError
 from mdm.evaluation.metrics import plot_confusion
 from mdm.generator import DiffusionConfig, MotionGenerator, SamplingConfig, samples_to_dataset
 from mdm.losses import DiffusionLossWeights
+from mdm.model_folder import write_model_card
 from mdm.models.denoiser import count_parameters
 from mdm.render import check_video_path, render_video
 from mdm.training.checkpoint import TrainingState
@@ -421,6 +422,7 @@ class CoTrainer(EpochTrainer):
             plot_curves(out / "log.csv", out / "curves.png", panels)
         if self.generator is not None and self.config.render_samples:
             self._sample_per_class()
+        self.write_model_cards(metrics)
         summary = self.summary(metrics)
         (out / "summary.txt").write_text(summary)
         print(summary)
@@ -435,6 +437,24 @@ class CoTrainer(EpochTrainer):
         real = pooled_features(model, self.val_set, self.config.pipeline, self.config.batch_size, device)
         part = self.accelerator.unwrap_model(self.feature_diffusion.model).eval()
         return generated_feature_quality(part, model.classifier, real, torch.as_tensor(self.val_set.labels, device=device))
+
+    def write_model_cards(self, metrics: dict[str, Any]) -> None:
+        """A README.md in ``recognizer/`` (and ``generator/``): training data, classes, test figures, usage."""
+        out, test = self.output_dir, metrics["test"]
+        common = {"training data": f"{self.dataset.source} ({len(self.train_set)} training clips)",
+                  "classes": ", ".join(self.dataset.class_names),
+                  "skeleton": f"{self.dataset.skeleton.name} ({self.dataset.skeleton.num_joints} joints)",
+                  "frames per clip": str(self.config.pipeline.num_frames), "seed": str(self.config.seed),
+                  "settings": "config.yaml of the run folder above this one"}
+        write_model_card(out / "recognizer", f"Recognizer: {self.config.data.name}", {
+            **common, "test top-1 / top-5": f"{test['top1']:.2%} / {test['top5']:.2%} on {test['num_clips']} clips",
+            "kept": RECOGNIZER_KEPT}, [f"python run/recognize.py --checkpoint {out / 'recognizer'} clips.npz",
+                                      "TrainedRecognizer.load(folder).predict(dataset)  # imdm.bundle"])
+        if self.generator is not None and (out / "generator").is_dir():
+            write_model_card(out / "generator", f"Motion generator: {self.config.data.name}", {
+                **common, "best validation diffusion loss": f"{metrics['best_val_diffusion']:.4f}"},
+                [f"python run/mdm_sample.py --checkpoint {out / 'generator'} --classes all --num-per-class 4 "
+                 "--out samples.npz", "MotionGenerator.load(folder).generate(labels, SamplingConfig())  # mdm.generator"])
 
     def save_scores(self, model: torch.nn.Module, test_logits: np.ndarray) -> None:
         """``scores.npz``: logits ``[N, K]`` (``model``'s on validation, ``test_logits`` on test), labels and
