@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from imdm.zero_shot import (
 from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import load_training_data
+from mdm.data.transforms import ClipPipelineConfig
 from mdm.text import ClassText, TextEncoder, class_texts
 
 logger = logging.getLogger("imdm.zero_shot")
@@ -68,7 +70,7 @@ class SeenModels:
     recognizer: Recognizer
     alignment: TextAlignment
     tdsm: TextFeatureDenoiser
-    pipeline: Any
+    pipeline: ClipPipelineConfig
     batch_size: int
     train_seconds: float
 
@@ -152,7 +154,8 @@ def evaluate_zero_shot(models: SeenModels, dataset: MotionDataset, split: ClassS
     }
 
 
-def zero_shot(config: CoTrainConfig, split_of: Any, output_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+def zero_shot(config: CoTrainConfig, split_of: Callable[[list[str]], ClassSplit], output_dir: str | Path, *,
+              progress: bool = True) -> dict[str, Any]:
     """Train on the seen classes and evaluate zero-shot recognition and retrieval; writes the run folder.
 
     Args:
