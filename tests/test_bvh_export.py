@@ -3,6 +3,7 @@ same way, and one clear message for bad requests."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from mdm.data.readers.bvh import read_bvh
 from mdm.export.bvh import positions_to_rotations, write_bvh
 from mdm.export.gltf import write_glb
 from mdm.kinematics import forward_kinematics
+from mdm.rotations import axis_angle_to_matrix
 from mdm.skeleton import load_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +103,7 @@ def test_the_command_writes_clips_and_refuses_bad_requests(tmp_path: Path) -> No
                          capture_output=True, text=True, timeout=120)
     assert glb.returncode == 0 and (tmp_path / "one.glb").stat().st_size > 0, glb.stderr
     for args, words in [(["--index", "99", "--out", str(tmp_path / "a.bvh")], "--index 99: "),
-                        (["--index", "0", "--format", "fbx", "--out", str(tmp_path / "a.fbx")], "known formats are bvh, glb"),
+                        (["--index", "0", "--format", "fbx", "--out", str(tmp_path / "a.fbx")], "known formats are bvh, glb, npz"),
                         (["--index", "0", "--out", str(tmp_path / "missing" / "a.bvh")], "no folder")]:
         bad = subprocess.run(command + args, capture_output=True, text=True, timeout=120)
         lines = bad.stderr.strip().splitlines()
@@ -140,3 +142,26 @@ def test_a_glb_plays_the_clip_back_and_a_second_library_loads_it(tmp_path: Path)
         played = np.array([world[names.index(name)][1] for name in SKELETON.joint_names])
         np.testing.assert_allclose(played, clip[frame], atol=1e-4)
     assert len(trimesh.load(str(path)).graph.nodes) >= len(gltf.nodes)
+
+
+def test_smpl_data_exports_as_amass_npz_and_positions_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    poses = [rng.normal(scale=0.5, size=(6, 72)).astype(np.float32)]
+    joints = [rng.normal(size=(6, 24, 3)).astype(np.float32)]
+    source = tmp_path / "humanact12poses.pkl"
+    source.write_bytes(pickle.dumps({"poses": poses, "joints3D": joints, "y": [3]}))
+    command = [sys.executable, str(REPO / "run/export_motion.py"), str(source), "--input-format", "humanact12poses",
+               "--index", "0", "--format", "npz", "--out", str(tmp_path / "clip.npz")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "clip.npz") as written:
+        assert written["poses"].shape == (6, 72) and float(written["mocap_framerate"]) > 0
+        np.testing.assert_allclose(written["trans"], joints[0][:, 0], atol=1e-6)
+        ours = axis_angle_to_matrix(torch.as_tensor(written["poses"].reshape(6, 24, 3)))
+        theirs = axis_angle_to_matrix(torch.as_tensor(poses[0].reshape(6, 24, 3)))
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=1)
+    refused = subprocess.run([sys.executable, str(REPO / "run/export_motion.py"), str(archive), "--index", "0",
+                              "--format", "npz", "--out", str(tmp_path / "x.npz")], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "holds joint positions only" in refused.stderr
