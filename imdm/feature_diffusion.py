@@ -23,6 +23,7 @@ from mdm.diffusion.sampling import sample
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.errors import ConfigError
 from mdm.models.denoiser import sinusoidal_embedding
+from mdm.training.optim import OptimConfig
 
 GENERATED_FROM = 0.25
 """Share of the schedule after which generated features reach the classifier (the features and
@@ -38,6 +39,13 @@ TRAIN_TIMESTEPS = 100
 SAMPLE_STEPS = 10
 """Reverse steps when drawing features (DDPM, respaced); with :data:`HIDDEN` they keep the part's
 cost a small share of a training step's."""
+NOISE_DRAWS = 8
+"""Noise levels and noises drawn per feature in one training step: the part sees each batch's features
+eight times over. With one draw its samples were barely class-conditional by the end of a short
+schedule (15% assigned to their class on KARD after 210 steps); with eight, on fixed features, 100%
+after 100 steps."""
+OPTIM = OptimConfig(lr=2e-3, weight_decay=0.0, warmup_steps=20)
+"""The part's own optimiser settings (it learns faster than the recognizer, and without decay)."""
 
 
 @dataclass
@@ -136,11 +144,12 @@ class FeatureDiffusion(nn.Module):
         return signal * x_t - noise * self.denoiser(x_t, t, conditions)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, draws: int = 1) -> torch.Tensor:
         """Mean squared error of the predicted velocity ``v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0``
-        for clean features ``[B, D]`` of classes ``[B]``. Predicting the velocity (not x0) keeps the
-        features' spread: at small ``t`` the model need not learn to pass ``x_t`` through."""
-        features = features.float()
+        for clean features ``[B, D]`` of classes ``[B]``, over ``draws`` noise levels and noises per
+        feature. Predicting the velocity (not x0) keeps the features' spread: at small ``t`` the model
+        need not learn to pass ``x_t`` through."""
+        features, labels = features.float().repeat(draws, 1), labels.repeat(draws)
         t = torch.randint(0, self.scheduler.num_train_timesteps, (len(features),), generator=generator)
         t = t.to(features.device)
         noise = torch.randn(features.shape, generator=generator).to(features.device)
@@ -165,7 +174,8 @@ def generated_feature_quality(diffusion: FeatureDiffusion, classifier: nn.Module
 
     ``class_accuracy``: share of ``per_class`` generated features per class that ``classifier``
     (``[B, D] -> [B, K]``) assigns to their conditioning class. ``spread_ratio``: the generated
-    features' mean distance to their class mean over the real features' (1 = as spread as real).
+    features' mean distance to their class mean over the real features', over the classes with two
+    or more real features (1 = as spread as real).
     """
     generator = torch.Generator().manual_seed(seed)
     classes = torch.unique(labels)
@@ -175,6 +185,8 @@ def generated_feature_quality(diffusion: FeatureDiffusion, classifier: nn.Module
     real_spread, generated_spread = [], []
     for label in classes.tolist():
         real_k = real[labels == label].float()
+        if len(real_k) < 2:
+            continue
         generated_k = generated[wanted == label]
         real_spread.append((real_k - real_k.mean(0)).norm(dim=-1).mean())
         generated_spread.append((generated_k - generated_k.mean(0)).norm(dim=-1).mean())

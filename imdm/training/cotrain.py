@@ -43,7 +43,9 @@ import torch.nn.functional as F
 
 from imdm.augment import InputDropConfig, drop_inputs
 from imdm.bundle import TrainedRecognizer
-from imdm.feature_diffusion import GENERATED_FROM, FeatureDiffusion, FeatureDiffusionConfig, generated_feature_quality
+from imdm.feature_diffusion import (GENERATED_FROM, NOISE_DRAWS, FeatureDiffusion, FeatureDiffusionConfig,
+                                   generated_feature_quality)
+from imdm.feature_diffusion import OPTIM as FEATURE_DIFFUSION_OPTIM
 from imdm.models.recognizer import RecognizerOutput
 from imdm.text_alignment import TextAlignment
 from imdm.training.building import (GeneratorPart, TrainingSplits, build_recognizer, pooled_features,
@@ -225,7 +227,7 @@ class CoTrainer(EpochTrainer):
         if diffusion.weight > 0:
             part = FeatureDiffusion(recognizer.feature_dims[-1], self.dataset.num_classes,
                                     texts["fine"] if diffusion.text else None)
-            self.feature_diffusion = OptimisedModel("feature_diffusion", part, config.recognizer.optim,
+            self.feature_diffusion = OptimisedModel("feature_diffusion", part, FEATURE_DIFFUSION_OPTIM,
                                                     self.total_steps, ema_decay=config.recognizer.ema_decay)
             self.models.append(self.feature_diffusion)
         self.generator: GeneratorPart | None = None
@@ -314,7 +316,7 @@ class CoTrainer(EpochTrainer):
         alignment, when on) of the classifier on generated features of the batch's classes."""
         assert self.feature_diffusion is not None
         config = self.config.recognizer
-        denoising = self.feature_diffusion.model(pooled.detach(), labels)
+        denoising = self.feature_diffusion.model(pooled.detach(), labels, draws=NOISE_DRAWS)
         terms["feature_denoising"] = denoising.detach()
         if self.state.step < GENERATED_FROM * self.total_steps:
             return denoising
@@ -431,12 +433,13 @@ class CoTrainer(EpochTrainer):
     @torch.no_grad()
     def generated_feature_report(self, model: torch.nn.Module) -> dict[str, float]:
         """:func:`generated_feature_quality` of the feature diffusion, judged by ``model``'s classifier
-        against ``model``'s pooled features of the validation clips."""
+        against ``model``'s pooled features of the training clips (evaluation pipeline)."""
         assert self.feature_diffusion is not None
         device = self.accelerator.device
-        real = pooled_features(model, self.val_set, self.config.pipeline, self.config.batch_size, device)
+        real = pooled_features(model, self.train_set, self.config.pipeline, self.config.batch_size, device)
         part = self.accelerator.unwrap_model(self.feature_diffusion.model).eval()
-        return generated_feature_quality(part, model.classifier, real, torch.as_tensor(self.val_set.labels, device=device))
+        labels = torch.as_tensor(self.train_set.labels, device=device)
+        return generated_feature_quality(part, model.classifier, real, labels)
 
     def write_model_cards(self, metrics: dict[str, Any]) -> None:
         """A README.md in ``recognizer/`` (and ``generator/``): training data, classes, test figures, usage."""
