@@ -25,11 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imdm.feature_diffusion import BLOCKS, HIDDEN, TRAIN_TIMESTEPS, FeatureDenoiser
 from mdm.data.dataset import MotionDataset
 from mdm.diffusion.scheduler import DiffusionScheduler
 from mdm.errors import ConfigError
+from mdm.models.denoiser import sinusoidal_embedding
 
+HIDDEN = 256
+"""Width of the denoiser MLP."""
+BLOCKS = 3
+"""Residual blocks of the denoiser."""
+TRAIN_TIMESTEPS = 100
+"""Diffusion steps of TDSM's training process (cosine schedule)."""
 SCORING_TIMESTEP = TRAIN_TIMESTEPS // 2
 """The diffusion step at which candidates' denoising errors are compared."""
 SCORING_NOISES = 8
@@ -97,6 +103,40 @@ def seen_classes_only(dataset: MotionDataset, split: ClassSplit) -> MotionDatase
 def prototype_scores(projected: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
     """Cosine similarities ``[N, C]`` of projected features ``[N, E]`` to candidate class texts ``[C, E]``."""
     return F.normalize(projected.float(), dim=-1) @ F.normalize(text_embeddings.float(), dim=-1).T
+
+
+class ResidualBlock(nn.Module):
+    """``x + MLP(LayerNorm(x) * (1 + scale) + shift)`` with the scale and shift from the condition."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.modulation = nn.Linear(width, 2 * width)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.modulation(condition).chunk(2, dim=-1)
+        return x + self.mlp(self.norm(x) * (1 + scale) + shift)
+
+
+class FeatureDenoiser(nn.Module):
+    """Velocity-predicting denoiser of pooled features: ``(x_t [B, D], t [B], condition [B, E]) -> v [B, D]``."""
+
+    def __init__(self, feature_dim: int, condition_dim: int, hidden: int, blocks: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.input = nn.Linear(feature_dim, hidden)
+        self.condition = nn.Sequential(nn.Linear(condition_dim + hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.blocks = nn.ModuleList(ResidualBlock(hidden) for _ in range(blocks))
+        self.output = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, feature_dim))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        time = sinusoidal_embedding(t.float(), self.hidden)
+        cond = self.condition(torch.cat([condition, time], dim=-1))
+        h = self.input(x_t)
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.output(h)
 
 
 class TextFeatureDenoiser(nn.Module):

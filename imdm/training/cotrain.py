@@ -4,9 +4,8 @@ Per batch: the recognizer's cross-entropy (label smoothing) plus a weighted batc
 loss on its pooled features, and the diffusion loss of the generator conditioned on the action
 and on the recognizer's per-stage features (gradient flows from the generator into the
 recognizer unless ``generator.detach_features``). One backward; two optimizers, two schedules.
-Language parts, training-only, add their losses where switched on: the skeleton–text alignment
-(``recognizer.text_weight``, :mod:`imdm.text_alignment`) and the text-guided feature diffusion
-(``recognizer.feature_diffusion``, :mod:`imdm.feature_diffusion`).
+The skeleton–text alignment (``recognizer.text_weight``, :mod:`imdm.text_alignment`), training-only, adds its
+loss where switched on.
 
 Each epoch: validation top-1 of the (EMA) recognizer and validation diffusion loss of the (EMA)
 generator on the validation split; the best generator by validation loss is kept, and the
@@ -43,13 +42,9 @@ import torch.nn.functional as F
 
 from imdm.augment import InputDropConfig, drop_inputs
 from imdm.bundle import TrainedRecognizer
-from imdm.feature_diffusion import (GENERATED_FROM, NOISE_DRAWS, FeatureDiffusion, FeatureDiffusionConfig,
-                                   generated_feature_quality)
-from imdm.feature_diffusion import OPTIM as FEATURE_DIFFUSION_OPTIM
 from imdm.models.recognizer import RecognizerOutput
 from imdm.text_alignment import TextAlignment
-from imdm.training.building import (GeneratorPart, TrainingSplits, build_recognizer, pooled_features,
-                                    run_text_embeddings)
+from imdm.training.building import GeneratorPart, TrainingSplits, build_recognizer, run_text_embeddings
 from imdm.triplet import pooled_triplet_loss
 from mdm.data.archive import write_archive
 from mdm.data.dataset import MotionDataset
@@ -94,8 +89,6 @@ class RecognizerSection:
         input_drop: occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default.
         text_weight: weight of the skeleton–text alignment loss on the last stage's pooled feature
             (:mod:`imdm.text_alignment`; the class texts of ``data.texts`` or of the dataset); 0 turns it off.
-        feature_diffusion: text-guided diffusion of the last stage's pooled feature whose samples
-            also train the classifier (:mod:`imdm.feature_diffusion`); off by default.
     """
 
     preset: str = "default"
@@ -108,7 +101,6 @@ class RecognizerSection:
     ema_decay: float = 0.98
     input_drop: InputDropConfig = field(default_factory=InputDropConfig)
     text_weight: float = 0.0
-    feature_diffusion: FeatureDiffusionConfig = field(default_factory=FeatureDiffusionConfig)
 
 
 @dataclass
@@ -212,24 +204,14 @@ class CoTrainer(EpochTrainer):
         self.models = [self.recognizer]
         self.text_alignment: OptimisedModel | None = None
         self.text_embeddings: torch.Tensor | None = None
-        diffusion = config.recognizer.feature_diffusion
-        texts = None
-        if config.recognizer.text_weight > 0 or (diffusion.weight > 0 and diffusion.text):
+        if config.recognizer.text_weight > 0:
             texts = run_text_embeddings(self.dataset, config.data, self.output_dir,
                                         write=self.accelerator.is_main_process)
-        if config.recognizer.text_weight > 0:
             self.text_embeddings = texts["coarse"]
             head = TextAlignment(recognizer.feature_dims[-1], texts["coarse"])
             self.text_alignment = OptimisedModel("text_alignment", head, config.recognizer.optim, self.total_steps,
                                                  ema_decay=config.recognizer.ema_decay)
             self.models.append(self.text_alignment)
-        self.feature_diffusion: OptimisedModel | None = None
-        if diffusion.weight > 0:
-            part = FeatureDiffusion(recognizer.feature_dims[-1], self.dataset.num_classes,
-                                    texts["fine"] if diffusion.text else None)
-            self.feature_diffusion = OptimisedModel("feature_diffusion", part, FEATURE_DIFFUSION_OPTIM,
-                                                    self.total_steps, ema_decay=config.recognizer.ema_decay)
-            self.models.append(self.feature_diffusion)
         self.generator: GeneratorPart | None = None
         if config.generator.enabled:
             gen = config.generator
@@ -296,8 +278,6 @@ class CoTrainer(EpochTrainer):
             alignment = self.text_alignment.model(output.pooled[-1], labels)
             loss = loss + self.config.recognizer.text_weight * alignment
             terms["alignment"] = alignment.detach()
-        if self.feature_diffusion is not None:
-            loss = loss + self.generated_feature_loss(output.pooled[-1], labels, terms)
         if self.generator is not None:
             diffusion = self.generator.loss(self.denoiser.model, motion, mask, labels, output.features)
             loss = loss + self.config.generator.weight * diffusion
@@ -308,27 +288,6 @@ class CoTrainer(EpochTrainer):
         for model in self.models:
             model.step(self.accelerator)
         return {k: float(v) for k, v in terms.items()}
-
-    def generated_feature_loss(self, pooled: torch.Tensor, labels: torch.Tensor,
-                               terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The feature diffusion's loss on the batch's detached pooled features ``[B, D]`` plus, once
-        :data:`GENERATED_FROM` of the schedule has passed, the weighted cross-entropy (and text
-        alignment, when on) of the classifier on generated features of the batch's classes."""
-        assert self.feature_diffusion is not None
-        config = self.config.recognizer
-        denoising = self.feature_diffusion.model(pooled.detach(), labels, draws=NOISE_DRAWS)
-        terms["feature_denoising"] = denoising.detach()
-        if self.state.step < GENERATED_FROM * self.total_steps:
-            return denoising
-        unwrap = self.accelerator.unwrap_model
-        generated = unwrap(self.feature_diffusion.model).generate(labels)
-        recognizer = unwrap(self.recognizer.model)
-        logits = recognizer.classifier(recognizer.head_dropout(generated))
-        generated_loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-        if self.text_alignment is not None:
-            generated_loss = generated_loss + config.text_weight * self.text_alignment.model(generated, labels)
-        terms["generated_ce"] = generated_loss.detach()
-        return denoising + config.feature_diffusion.weight * generated_loss
 
     @torch.no_grad()
     def validation_diffusion_loss(self) -> float:
@@ -406,8 +365,6 @@ class CoTrainer(EpochTrainer):
         }
         if self.generator is not None:
             metrics["best_val_diffusion"] = extra["best_val_diffusion"]
-        if self.feature_diffusion is not None:
-            metrics["generated_features"] = self.generated_feature_report(kept)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         with (out / "per_class_accuracy.csv").open("w") as file:
             file.write("class,accuracy,clips\n")
@@ -429,17 +386,6 @@ class CoTrainer(EpochTrainer):
         (out / "summary.txt").write_text(summary)
         print(summary)
         return metrics
-
-    @torch.no_grad()
-    def generated_feature_report(self, model: torch.nn.Module) -> dict[str, float]:
-        """:func:`generated_feature_quality` of the feature diffusion, judged by ``model``'s classifier
-        against ``model``'s pooled features of the training clips (evaluation pipeline)."""
-        assert self.feature_diffusion is not None
-        device = self.accelerator.device
-        real = pooled_features(model, self.train_set, self.config.pipeline, self.config.batch_size, device)
-        part = self.accelerator.unwrap_model(self.feature_diffusion.model).eval()
-        labels = torch.as_tensor(self.train_set.labels, device=device)
-        return generated_feature_quality(part, model.classifier, real, labels)
 
     def write_model_cards(self, metrics: dict[str, Any]) -> None:
         """A README.md in ``recognizer/`` (and ``generator/``): training data, classes, test figures, usage."""
@@ -498,10 +444,6 @@ class CoTrainer(EpochTrainer):
         ]
         if self.generator is not None:
             lines.append(f"generator: best validation diffusion loss {metrics['best_val_diffusion']:.4f}")
-        if "generated_features" in metrics:
-            quality = metrics["generated_features"]
-            lines.append(f"generated features: {quality['class_accuracy']:.0%} classified as their class, "
-                         f"spread {quality['spread_ratio']:.2f} of the real features'")
         return "\n".join(lines) + "\n"
 
 
