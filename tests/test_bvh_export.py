@@ -15,6 +15,7 @@ from format_files import real_kard_dir, real_nw_ucla_dir
 from scipy.spatial.transform import Rotation
 from toy_data import toy_archive, toy_dataset
 
+from benchmarks.diagnostics.bvh_round_trip import bone_angles_deg
 from mdm.data.readers import read_dataset
 from mdm.data.readers.bvh import read_bvh
 from mdm.export.bvh import positions_to_rotations, write_bvh
@@ -46,14 +47,6 @@ def rigid_clip(frames: int = 12, seed: int = 0, facing_away: bool = False) -> np
 def file_positions(path: Path, names: tuple[str, ...]) -> np.ndarray:
     motion = read_bvh(path)
     return motion.positions()[:, [motion.joint_names.index(name) for name in names]]
-
-
-def bone_angles_deg(a: np.ndarray, b: np.ndarray, parents: tuple[int, ...]) -> np.ndarray:
-    bones = [j for j, p in enumerate(parents) if p >= 0]
-    u = a[:, bones] - a[:, [parents[j] for j in bones]]
-    v = b[:, bones] - b[:, [parents[j] for j in bones]]
-    cosine = np.sum(u * v, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-12)
-    return np.degrees(np.arccos(np.clip(cosine, -1, 1)))[np.linalg.norm(u, axis=-1) > 1e-6]
 
 
 @pytest.mark.parametrize("facing_away", [False, True])
