@@ -156,6 +156,21 @@ def test_bandai_namco_folder_reads_21_joints_in_metres_with_a_split_per_cell(tmp
     assert np.array_equal(again.split, dataset.split)
 
 
+def test_bandai_namco_label_option_gives_styles_or_pairs_with_the_same_split(tmp_path: Path) -> None:
+    for number, (content, style) in enumerate([(0, 1), (0, 1), (3, 6), (3, 6), (3, 0)]):
+        write_bandai_clip(tmp_path, content, style, number=number, seed=number)
+    by_content = read_bandai_namco(tmp_path)
+    by_style = read_dataset("bandai-namco", tmp_path, label="style")
+    by_pair = read_bandai_namco(tmp_path, label="content_style")
+    assert by_style.class_names == list(STYLES) and sorted(by_style.labels.tolist()) == [0, 1, 1, 6, 6]
+    assert len(by_pair.class_names) == 70 and by_pair.class_names[3 * 7 + 6] == "run, youthful"
+    assert np.array_equal(by_pair.labels, by_content.labels * 7 + by_style.labels)
+    assert sorted(by_pair.labels.tolist()) == [1, 1, 21, 27, 27]
+    assert np.array_equal(by_style.split, by_content.split) and np.array_equal(by_pair.split, by_content.split)
+    with pytest.raises(ConfigError, match="label must be one of content, style, content_style"):
+        read_bandai_namco(tmp_path, label="mood")
+
+
 def test_held_out_cells_are_seeded_and_never_take_a_whole_cell() -> None:
     cells = np.repeat([0, 1, 2], [10, 2, 1])
     test = held_out_cells(cells, 0.2, seed=0)

@@ -4,8 +4,9 @@ Layout: a folder (the dataset's ``data/``) of ``dataset-2_{content}_{style}_{NNN
 a ``.json`` beside it holding ``{"content": c, "style": s}`` (10 contents, 7 styles). 30 frames per
 second. Joint positions come from the BVH by forward kinematics (:mod:`mdm.data.readers.bvh`), in
 metres (the files are in centimetres), on the 21 body joints of ``bandai_namco_21`` (the files'
-fixed ``joint_Root`` at the origin is left out). The label is the content; the style stays in the
-clip id (the file stem, ``dataset-2_walk_active_001``).
+fixed ``joint_Root`` at the origin is left out). The label is the content (10 classes), the style
+(``label="style"``, 7 classes) or both (``label="content_style"``, 70 classes named ``"walk, active"``); the
+clip id (the file stem, ``dataset-2_walk_active_001``) names both either way.
 
 Split: a seeded share of each content x style cell is held out for test (at least one clip of
 every cell with two or more clips), the rest is training.
@@ -32,6 +33,8 @@ STYLES = ("active", "elderly", "exhausted", "feminine", "masculine", "normal", "
 """The styles in the order of the dataset's ``cfg/style_label.txt`` (the ``style`` value of the .json)."""
 CM_PER_M = 100.0
 TEST_SHARE = 0.2
+LABELS = ("content", "style", "content_style")
+"""What a clip's class is: its content, its style, or the pair."""
 
 
 def bvh_joint_names() -> list[str]:
@@ -71,17 +74,25 @@ def held_out_cells(cells: np.ndarray, share: float, seed: int) -> np.ndarray:
     return test
 
 
-def read_bandai_namco(path: Path, test_share: float = TEST_SHARE, split_seed: int = 0) -> MotionDataset:
+def read_bandai_namco(path: Path, test_share: float = TEST_SHARE, split_seed: int = 0,
+                      label: str = "content") -> MotionDataset:
     """Read the dataset's ``data/`` folder (or the dataset folder holding it).
 
+    Args:
+        label: the class of a clip, one of :data:`LABELS`; the split is the same for all three.
+
     Returns:
-        10 classes (contents), clips float32 ``[T, 21, 3]`` in metres, skeleton ``bandai_namco_21``,
-        clip ids = file stems (content and style in them), fps 30, split as the module says.
+        10 contents, 7 styles or 70 (content, style) classes; clips float32 ``[T, 21, 3]`` in metres,
+        skeleton ``bandai_namco_21``, clip ids = file stems (content and style in them), fps 30, split as
+        the module says.
 
     Raises:
+        ConfigError: an unknown ``label``.
         DataFormatError: a missing folder or .json, a malformed BVH (file and line named), a hierarchy
             without the expected joints.
     """
+    if label not in LABELS:
+        raise ConfigError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
     path = Path(path)
     if (path / "data").is_dir():
         path = path / "data"
@@ -101,9 +112,17 @@ def read_bandai_namco(path: Path, test_share: float = TEST_SHARE, split_seed: in
         clip_ids.append(file.stem)
     labels_array = np.array(labels, dtype=np.int64)
     styles_array = np.array(styles, dtype=np.int64)
-    test = held_out_cells(labels_array * len(STYLES) + styles_array, test_share, split_seed)
+    cells = labels_array * len(STYLES) + styles_array
+    test = held_out_cells(cells, test_share, split_seed)
+    contents = list(table.values())
+    class_labels, class_names = {
+        "content": (labels_array, contents),
+        "style": (styles_array, list(STYLES)),
+        "content_style": (cells, [f"{content}, {style}" for content in contents for style in STYLES]),
+    }[label]
     return MotionDataset(
-        clips=clips, labels=labels_array, class_names=list(table.values()), skeleton=load_skeleton(SKELETON),
+        clips=clips, labels=class_labels, class_names=class_names, skeleton=load_skeleton(SKELETON),
         clip_ids=clip_ids, split=np.where(test, "test", "train"), fps=30.0,
-        source=f"Bandai Namco Research Motion dataset 2: {path} (test share {test_share}, split seed {split_seed})",
+        source=f"Bandai Namco Research Motion dataset 2: {path} (label {label}, test share {test_share}, "
+               f"split seed {split_seed})",
     )
