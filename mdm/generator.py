@@ -51,18 +51,24 @@ class DiffusionConfig:
 
 @dataclass
 class SamplingConfig:
-    """How samples are drawn: DDIM with 50 steps by default (DDPM with all steps is MDM's)."""
+    """How samples are drawn: DDIM with 50 steps by default (DDPM with all steps is MDM's).
+
+    ``guidance_scale`` is the classifier-free scale on the class, ``style_guidance_scale`` the one on
+    the style of a style-conditioned generator (1 = none, each).
+    """
 
     steps: int = 50
     method: str = "ddim"
     eta: float = 0.0
     guidance_scale: float = 1.0
+    style_guidance_scale: float = 1.0
 
 
 @dataclass
 class GeneratorSpec:
     """Everything besides weights that a saved generator needs (``pipeline``: how its training clips were
-    prepared, what an edited input clip goes through; None in folders written before it was recorded)."""
+    prepared, what an edited input clip goes through; None in folders written before it was recorded;
+    ``style_names``: the styles of a style-conditioned generator, empty otherwise)."""
 
     denoiser: DenoiserConfig
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -75,6 +81,7 @@ class GeneratorSpec:
     fps: float = 30.0
     source: str = ""
     pipeline: ClipPipelineConfig | None = None
+    style_names: list[str] = field(default_factory=list)
 
 
 class MotionGenerator:
@@ -109,6 +116,15 @@ class MotionGenerator:
             raise UserError(f"unknown class name(s) {unknown}; classes: {', '.join(self.spec.class_names)}")
         return [self.spec.class_names.index(name) for name in names]
 
+    def style_indices(self, names: list[str]) -> list[int]:
+        """Style indices of style names; a UserError for an unknown name or a generator without styles."""
+        if not self.spec.style_names:
+            raise UserError("this generator was not trained with a style condition (train with condition_on_style=true)")
+        unknown = [name for name in names if name not in self.spec.style_names]
+        if unknown:
+            raise UserError(f"unknown style name(s) {unknown}; styles: {', '.join(self.spec.style_names)}")
+        return [self.spec.style_names.index(name) for name in names]
+
     @torch.no_grad()
     def generate(
         self,
@@ -117,6 +133,7 @@ class MotionGenerator:
         *,
         generator: torch.Generator | None = None,
         features: list[torch.Tensor] | None = None,
+        styles: torch.Tensor | None = None,
         x0_guidance: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
@@ -124,20 +141,24 @@ class MotionGenerator:
 
         Args:
             labels: int64 ``[B]`` class indices.
-            sampling: steps, DDIM/DDPM, eta and classifier-free guidance scale (1 = none).
+            sampling: steps, method, eta and classifier-free guidance scales (1 = none).
             generator: seeds the initial noise and DDPM/DDIM noise.
             features: recognizer features ``[B, T_i, D_i]`` injected into the denoiser.
+            styles: int64 ``[B]`` style indices for a style-conditioned generator; None = any style.
             x0_guidance: ``(x0, x_t, t) -> x0`` applied after each denoiser call (classifier guidance).
         Returns:
             joint positions ``[B, T, J, 3]`` with ``T = spec.num_frames``.
         """
         labels = labels.to(self.device)
+        styles = None if styles is None else styles.to(self.device)
         shape = (len(labels), self.spec.num_frames, self.representation.num_slots, self.representation.num_channels)
+        unguided = sampling.guidance_scale == 1.0 and (styles is None or sampling.style_guidance_scale == 1.0)
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if sampling.guidance_scale == 1.0:
-                return self.denoiser(x_t, t, labels, features=features)
-            return self.denoiser.forward_with_cfg(x_t, t, labels, sampling.guidance_scale, features=features)
+            if unguided:
+                return self.denoiser(x_t, t, labels, features=features, styles=styles)
+            return self.denoiser.forward_with_cfg(x_t, t, labels, sampling.guidance_scale, features=features,
+                                                  styles=styles, style_guidance_scale=sampling.style_guidance_scale)
 
         x0 = sample(model_fn, self.scheduler, shape, num_inference_steps=sampling.steps, method=sampling.method,
                     eta=sampling.eta, generator=generator, device=self.device, x0_guidance=x0_guidance,
@@ -179,12 +200,14 @@ def generator_spec_for(dataset: MotionDataset, denoiser: DenoiserConfig, diffusi
         fps=float(dataset.fps or 30.0),
         source=dataset.source,
         pipeline=pipeline,
+        style_names=list(dataset.style_names or []) if denoiser.num_styles else [],
     )
 
 
 def samples_to_dataset(positions: np.ndarray, labels: np.ndarray, spec: GeneratorSpec, skeleton: Skeleton,
-                       source: str) -> MotionDataset:
-    """A dataset of generated clips ``[N, T, J, 3]`` (for writing as an archive)."""
+                       source: str, styles: np.ndarray | None = None) -> MotionDataset:
+    """A dataset of generated clips ``[N, T, J, 3]`` (for writing as an archive); ``styles`` ``[N]``
+    those they were drawn for, by a style-conditioned generator."""
     return MotionDataset(
         clips=[clip.astype(np.float32) for clip in positions],
         labels=labels,
@@ -193,4 +216,6 @@ def samples_to_dataset(positions: np.ndarray, labels: np.ndarray, spec: Generato
         clip_ids=[f"gen_{i:06d}" for i in range(len(positions))],
         fps=spec.fps,
         source=source,
+        styles=styles,
+        style_names=None if styles is None else spec.style_names,
     )

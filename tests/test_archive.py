@@ -33,6 +33,8 @@ def _dataset(multi_person: bool = False, seed: int = 0) -> MotionDataset:
         split=np.array(["train", "val", "test"]),
         fps=30.0,
         source="made up",
+        styles=np.array([1, 0, 1]),
+        style_names=["calm", "brisk"],
     )
 
 
@@ -51,7 +53,9 @@ def test_round_trip_keeps_every_field(tmp_path: Path, multi_person: bool) -> Non
     assert loaded.class_names == original.class_names and loaded.clip_ids == original.clip_ids
     assert loaded.split.tolist() == ["train", "val", "test"]
     assert loaded.fps == 30.0 and loaded.source == "made up"
+    assert loaded.styles.tolist() == [1, 0, 1] and loaded.style_names == ["calm", "brisk"]
     assert loaded.skeleton == original.skeleton
+    assert loaded.subset([2, 0]).styles.tolist() == [1, 1]
 
 
 def test_round_trip_without_optional_fields_and_with_a_custom_skeleton(tmp_path: Path) -> None:
@@ -59,7 +63,7 @@ def test_round_trip_without_optional_fields_and_with_a_custom_skeleton(tmp_path:
     clips = [np.arange(9, dtype=np.float32).reshape(1, 3, 3)]
     original = MotionDataset(clips=clips, labels=[0], class_names=["only"], skeleton=skeleton)
     loaded = read_archive(write_archive(original, tmp_path / "tiny.npz"))
-    assert loaded.split is None and loaded.fps is None
+    assert loaded.split is None and loaded.fps is None and loaded.styles is None and loaded.style_names is None
     assert loaded.skeleton.parents == (-1, 0, 1) and loaded.skeleton.joint_names == ("root", "hand_left", "tip_left")
     np.testing.assert_array_equal(loaded.clips[0], clips[0])
 
@@ -79,6 +83,8 @@ def _valid_arrays() -> dict[str, np.ndarray]:
         "split": np.array(["train", "test"]),
         "fps": np.array(30.0),
         "source": np.array("test"),
+        "styles": np.array([0, 1], np.int64),
+        "style_names": np.array(["calm", "brisk"]),
     }
 
 
@@ -127,6 +133,10 @@ REFUSALS: dict[str, tuple[Callable[[dict[str, np.ndarray]], None], str]] = {
     "fps-negative": (_set("fps", np.array(-1.0)), "fps"),
     "fps-vector": (_set("fps", np.array([30.0, 30.0])), "fps"),
     "source-number": (_set("source", np.array(3)), "source"),
+    "styles-without-names": ((lambda arrays: arrays.pop("style_names")), "styles"),
+    "styles-too-high": (_set("styles", np.array([0, 2])), "styles"),
+    "styles-length": (_set("styles", np.array([0])), "styles"),
+    "style-names-duplicate": (_set("style_names", np.array(["calm", "calm"])), "style_names"),
     "pickled-object": (_set("views", np.array([{"view": 1}, None], dtype=object)), "views"),
 }
 

@@ -167,6 +167,8 @@ def test_bandai_namco_label_option_gives_styles_or_pairs_with_the_same_split(tmp
     assert np.array_equal(by_pair.labels, by_content.labels * 7 + by_style.labels)
     assert sorted(by_pair.labels.tolist()) == [1, 1, 21, 27, 27]
     assert np.array_equal(by_style.split, by_content.split) and np.array_equal(by_pair.split, by_content.split)
+    for dataset in (by_content, by_style, by_pair):
+        assert dataset.style_names == list(STYLES) and np.array_equal(dataset.styles, by_style.labels)
     with pytest.raises(ConfigError, match="label must be one of content, style, content_style"):
         read_bandai_namco(tmp_path, label="mood")
 

@@ -141,6 +141,50 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional() -> None:
         assert torch.allclose(guided, uncond + 2.5 * (cond - uncond), atol=1e-4)
 
 
+def test_style_guidance_acts_on_each_condition_apart() -> None:
+    model = make_model(num_styles=3).eval()
+    x_t, timesteps, labels = make_inputs()
+    styles = torch.tensor([0, 2, 1, 0])
+    with torch.no_grad():
+        both = model(x_t, timesteps, labels, styles=styles)
+        class_only = model(x_t, timesteps, labels)
+        neither = model(x_t, timesteps, labels, styles=styles, force_uncond=True)
+        assert not torch.allclose(both, class_only) and not torch.allclose(class_only, neither)
+        assert torch.allclose(model.forward_with_cfg(x_t, timesteps, labels, 1.0, styles=styles), both, atol=1e-5)
+        assert torch.allclose(model.forward_with_cfg(x_t, timesteps, labels, 1.0, styles=styles,
+                                                     style_guidance_scale=0.0), class_only, atol=1e-5)
+        guided = model.forward_with_cfg(x_t, timesteps, labels, 2.0, styles=styles, style_guidance_scale=3.0)
+        expected = neither + 2.0 * (class_only - neither) + 3.0 * (both - class_only)
+        assert torch.allclose(guided, expected, atol=1e-4)
+        assert torch.allclose(model.forward_with_cfg(x_t, timesteps, labels, 2.0),
+                              neither + 2.0 * (class_only - neither), atol=1e-4)
+
+
+def test_style_dropout_is_drawn_apart_from_the_class_dropout() -> None:
+    model = make_model(num_styles=3, dropout=0.0, cond_drop_prob=0.5, style_drop_prob=0.5)
+    x_t, timesteps, labels = make_inputs(batch=64)
+    styles = torch.randint(0, 3, (64,))
+    torch.manual_seed(5)
+    with torch.no_grad():
+        trained = model.train()(x_t, timesteps, labels, styles=styles)
+        model.eval()
+        combinations = [model._denoise(x_t, timesteps, labels, torch.full((64,), null_class), None, None, None,
+                                       styles, torch.full((64,), null_style))
+                        for null_class in (False, True) for null_style in (False, True)]
+    matches = torch.stack([(trained - reference).abs().flatten(1).amax(1) < 1e-4 for reference in combinations])
+    assert bool((matches.sum(0) == 1).all())
+    assert bool(matches.any(1).all())  # all four (class, style) x (kept, null) combinations occur
+
+
+def test_styles_are_refused_by_a_model_without_a_style_condition() -> None:
+    model = make_model()
+    x_t, timesteps, labels = make_inputs()
+    with pytest.raises(ValueError, match="without a style condition"):
+        model(x_t, timesteps, labels, styles=torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ConfigError, match="num_styles"):
+        make_model(num_styles=-1)
+
+
 def test_force_uncond_per_sample() -> None:
     model = make_model().eval()
     x_t, timesteps, labels = make_inputs()

@@ -19,7 +19,7 @@ from mdm.errors import DataFormatError
 from mdm.skeleton import Skeleton, check_parents, load_skeleton
 
 REQUIRED_KEYS = ("joints", "lengths", "labels", "class_names", "parents")
-OPTIONAL_KEYS = ("joint_names", "subjects", "views", "clip_ids", "split", "fps", "source")
+OPTIONAL_KEYS = ("joint_names", "subjects", "views", "clip_ids", "split", "fps", "source", "styles", "style_names")
 
 
 def _require(path: Path, ok: bool, problem: str) -> None:
@@ -83,6 +83,14 @@ def _validate(path: Path, data: dict[str, np.ndarray]) -> None:
         _check_str_vector(path, data, "split", n)
         unknown = sorted(set(data["split"].tolist()) - set(SPLIT_NAMES))
         _require(path, not unknown, f"key 'split' has unknown value(s) {unknown}; allowed: {list(SPLIT_NAMES)}")
+    _require(path, ("styles" in data) == ("style_names" in data), "keys 'styles' and 'style_names' come together")
+    if "styles" in data:
+        _check_str_vector(path, data, "style_names", len(data["style_names"]))
+        _require(path, len(set(data["style_names"].tolist())) == len(data["style_names"]),
+                 "key 'style_names' has duplicate names")
+        _check_int_vector(path, data, "styles", n)
+        _require(path, n == 0 or (data["styles"].min() >= 0 and data["styles"].max() < len(data["style_names"])),
+                 f"key 'styles' has a style out of range [0, {len(data['style_names'])})")
     if "fps" in data:
         fps = data["fps"]
         _require(path, fps.ndim == 0 and fps.dtype.kind in "fi" and float(fps) > 0,
@@ -151,6 +159,8 @@ def read_archive(path: str | Path) -> MotionDataset:
         split=data["split"] if "split" in data else None,
         fps=float(data["fps"]) if "fps" in data else None,
         source=str(data["source"]) if "source" in data else str(path),
+        styles=data["styles"].astype(np.int64) if "styles" in data else None,
+        style_names=data["style_names"].tolist() if "style_names" in data else None,
     )
 
 
@@ -180,6 +190,9 @@ def write_archive(dataset: MotionDataset, path: str | Path) -> Path:
     }
     if dataset.split is not None:
         arrays["split"] = np.asarray(dataset.split, dtype=str)
+    if dataset.styles is not None:
+        arrays["styles"] = dataset.styles.astype(np.int64)
+        arrays["style_names"] = np.array(dataset.style_names, dtype=str)
     if dataset.fps is not None:
         arrays["fps"] = np.array(float(dataset.fps), dtype=np.float64)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")

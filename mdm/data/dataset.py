@@ -33,6 +33,9 @@ class MotionDataset:
         rotations: optional per-clip SMPL parameters for rotation-based data, float32
             ``[T, J, 6]`` (6D rotation of each joint, root first); None for position data.
         translations: optional per-clip root translation float32 ``[T, 3]``, with ``rotations``.
+        styles: optional int64 ``[N]`` second label of each clip, in ``[0, S)`` (for example the
+            performance style of a motion-capture take), with ``style_names``; None where the data has none.
+        style_names: ``S`` unique names of the second label, or None.
     """
 
     clips: list[np.ndarray]
@@ -47,6 +50,8 @@ class MotionDataset:
     source: str = ""
     rotations: list[np.ndarray] | None = None
     translations: list[np.ndarray] | None = None
+    styles: np.ndarray | None = None
+    style_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.clips)
@@ -59,6 +64,10 @@ class MotionDataset:
         self.clip_ids = [str(c) for c in self.clip_ids]
         if self.split is not None:
             self.split = np.asarray(self.split, dtype=str)
+        if self.styles is not None:
+            self.styles = np.asarray(self.styles, dtype=np.int64).reshape(-1)
+        if self.style_names is not None:
+            self.style_names = [str(name) for name in self.style_names]
         self._check()
 
     def _check(self) -> None:
@@ -74,6 +83,15 @@ class MotionDataset:
             raise ValueError(f"labels must lie in [0, {len(self.class_names)})")
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError("class names must be unique")
+        if (self.styles is None) != (self.style_names is None):
+            raise ValueError("styles and style_names come together")
+        if self.styles is not None:
+            if len(self.styles) != n:
+                raise ValueError(f"styles has {len(self.styles)} entries for {n} clips")
+            if n and (self.styles.min() < 0 or self.styles.max() >= len(self.style_names)):
+                raise ValueError(f"styles must lie in [0, {len(self.style_names)})")
+            if len(set(self.style_names)) != len(self.style_names):
+                raise ValueError("style names must be unique")
         ranks = {clip.ndim for clip in self.clips}
         if len(ranks) > 1 or (ranks and ranks.pop() not in (3, 4)):
             raise ValueError("clips must all be [T, J, 3] or all be [T, M, J, 3]")
@@ -115,6 +133,7 @@ class MotionDataset:
             split=None if self.split is None else self.split[idx],
             rotations=None if self.rotations is None else [self.rotations[i] for i in pick],
             translations=None if self.translations is None else [self.translations[i] for i in pick],
+            styles=None if self.styles is None else self.styles[idx],
         )
 
     def split_subset(self, name: str) -> MotionDataset:

@@ -46,6 +46,10 @@ class DenoiserConfig:
         positional_encoding: fixed sinusoidal table (as MDM) or a learned table.
         cond_drop_prob: probability, per training sample, of replacing the class by the null
             class (classifier-free guidance training; 0.1 as MDM).
+        num_styles: number of styles ``S`` of an optional second condition (a clip's performance
+            style); 0 = none. Its embedding is added to the class's in the condition token.
+        style_drop_prob: probability, per training sample, of replacing the style by the null style,
+            drawn independently of the class's, so guidance can act on each condition apart.
         feature_dims: width ``D_i`` of each injected recognizer feature.
         feature_layers: index of the layer that receives feature ``i`` (added to the frame
             tokens' hidden states before that layer runs), in ``[0, num_layers)``.
@@ -68,6 +72,8 @@ class DenoiserConfig:
     norm_first: bool = True
     positional_encoding: Literal["sinusoidal", "learned"] = "sinusoidal"
     cond_drop_prob: float = 0.1
+    num_styles: int = 0
+    style_drop_prob: float = 0.1
     feature_dims: list[int] = field(default_factory=list)
     feature_layers: list[int] = field(default_factory=list)
     feature_drop_prob: float = 0.5
@@ -79,7 +85,9 @@ class DenoiserConfig:
                 raise ConfigError(f"denoiser {name} must be at least 1, got {getattr(self, name)}")
         if self.d_model % self.num_heads:
             raise ConfigError(f"denoiser d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-        for name in ("dropout", "cond_drop_prob", "feature_drop_prob"):
+        if self.num_styles < 0:
+            raise ConfigError(f"denoiser num_styles must be 0 (no style) or more, got {self.num_styles}")
+        for name in ("dropout", "cond_drop_prob", "style_drop_prob", "feature_drop_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"denoiser {name} must lie in [0, 1), got {getattr(self, name)}")
         if self.activation not in ("gelu", "relu"):
@@ -177,6 +185,8 @@ class MotionDenoiser(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
         # Row num_classes is the learned null class of classifier-free guidance.
         self.class_embedding = nn.Embedding(config.num_classes + 1, d_model)
+        # Row num_styles is the null style (also used when no style is given).
+        self.style_embedding = nn.Embedding(config.num_styles + 1, d_model) if config.num_styles else None
         if config.positional_encoding == "learned":
             self.positions = nn.Parameter(torch.randn(config.max_frames + 1, d_model) * 0.02)
         else:
@@ -199,13 +209,15 @@ class MotionDenoiser(nn.Module):
         *,
         mask: Tensor | None = None,
         features: list[Tensor] | None = None,
+        styles: Tensor | None = None,
         force_uncond: bool | Tensor = False,
     ) -> Tensor:
         """Predict the clean motion.
 
         In training mode each sample's class is replaced by the null class with probability
-        ``cond_drop_prob`` and its features are dropped with probability ``feature_drop_prob``
-        (drawn from torch's global generator, seeded by the training loop).
+        ``cond_drop_prob``, its style by the null style with probability ``style_drop_prob``, and
+        its features are dropped with probability ``feature_drop_prob`` (drawn from torch's global
+        generator, seeded by the training loop).
 
         Args:
             x_t: noisy motion ``[B, T, J, C]``.
@@ -215,18 +227,23 @@ class MotionDenoiser(nn.Module):
                 (their own outputs are meaningless). None = all frames valid.
             features: one tensor ``[B, T_i, D_i]`` per configured feature, spanning the same T
                 frames as ``x_t``; None = no injection.
-            force_uncond: True, or bool ``[B]``: use the null class for those samples.
+            styles: int64 ``[B]`` styles in ``[0, num_styles)`` of a style-conditioned model; None =
+                the null style for every sample.
+            force_uncond: True, or bool ``[B]``: use the null class (and the null style) for those samples.
         Returns:
             predicted x0 ``[B, T, J, C]``.
         """
         batch = x_t.shape[0]
         uncond = torch.as_tensor(force_uncond, dtype=torch.bool, device=x_t.device).expand(batch)
+        null_style = self._null_styles(styles, batch, x_t.device) | uncond
         keep_features = None
         if self.training and self.config.cond_drop_prob > 0:
             uncond = uncond | (torch.rand(batch, device=x_t.device) < self.config.cond_drop_prob)
+        if self.training and self.style_embedding is not None and self.config.style_drop_prob > 0:
+            null_style = null_style | (torch.rand(batch, device=x_t.device) < self.config.style_drop_prob)
         if self.training and self.config.feature_drop_prob > 0 and features is not None:
             keep_features = torch.rand(batch, device=x_t.device) >= self.config.feature_drop_prob
-        return self._denoise(x_t, timesteps, labels, uncond, mask, features, keep_features)
+        return self._denoise(x_t, timesteps, labels, uncond, mask, features, keep_features, styles, null_style)
 
     def forward_with_cfg(
         self,
@@ -237,22 +254,32 @@ class MotionDenoiser(nn.Module):
         *,
         mask: Tensor | None = None,
         features: list[Tensor] | None = None,
+        styles: Tensor | None = None,
+        style_guidance_scale: float = 1.0,
     ) -> Tensor:
-        """Classifier-free guidance: ``uncond + scale * (cond - uncond)`` from one batched forward.
+        """Classifier-free guidance from one batched forward, on the class and, with ``styles``, on the style.
 
-        The conditional and unconditional halves are concatenated on the batch; guidance is
-        over the class only (features, if any, reach both halves). No condition or feature
+        Without styles: ``uncond + scale * (cond - uncond)``. With styles, each condition apart (as
+        compositional guidance): ``uncond + scale * (class - uncond) + style_scale * (class+style - class)``,
+        where ``class`` keeps the null style and ``uncond`` nulls both. The branches are
+        concatenated on the batch; features, if any, reach every branch. No condition or feature
         dropout is applied, whatever the mode. Shapes as :meth:`forward`; returns ``[B, T, J, C]``.
         """
         batch = x_t.shape[0]
-        uncond = torch.arange(2 * batch, device=x_t.device) >= batch
-        doubled_features = None if features is None else [torch.cat([f, f]) for f in features]
+        branches = 2 if styles is None else 3
+        branch = torch.arange(branches * batch, device=x_t.device) // batch
+        repeated_features = None if features is None else [f.repeat(branches, 1, 1) for f in features]
+        repeated_styles = None if styles is None else styles.repeat(branches)
         x0 = self._denoise(
-            torch.cat([x_t, x_t]), torch.cat([timesteps, timesteps]), torch.cat([labels, labels]),
-            uncond, None if mask is None else torch.cat([mask, mask]), doubled_features, None,
+            x_t.repeat(branches, 1, 1, 1), timesteps.repeat(branches), labels.repeat(branches), branch == 0,
+            None if mask is None else mask.repeat(branches, 1), repeated_features, None, repeated_styles,
+            branch < 2 if styles is not None else torch.ones_like(branch, dtype=torch.bool),
         )
-        cond, uncond_x0 = x0[:batch], x0[batch:]
-        return uncond_x0 + guidance_scale * (cond - uncond_x0)
+        uncond_x0, class_x0 = x0[:batch], x0[batch:2 * batch]
+        guided = uncond_x0 + guidance_scale * (class_x0 - uncond_x0)
+        if styles is None:
+            return guided
+        return guided + style_guidance_scale * (x0[2 * batch:] - class_x0)
 
     def _denoise(
         self,
@@ -263,13 +290,19 @@ class MotionDenoiser(nn.Module):
         mask: Tensor | None,
         features: list[Tensor] | None,
         keep_features: Tensor | None,
+        styles: Tensor | None,
+        null_style: Tensor,
     ) -> Tensor:
-        """The network itself; ``uncond`` bool ``[B]``, ``keep_features`` bool ``[B]`` or None (keep all)."""
+        """The network itself; ``uncond``, ``null_style`` bool ``[B]``, ``keep_features`` bool ``[B]``
+        or None (keep all)."""
         self._check_input(x_t)
         batch, frames, joints, channels = x_t.shape
         classes = torch.where(uncond, torch.full_like(labels, self.config.num_classes), labels)
         cond_token = self.time_mlp(sinusoidal_embedding(timesteps, self.config.d_model).to(x_t.dtype))
         cond_token = cond_token + self.class_embedding(classes)
+        if self.style_embedding is not None:
+            null = torch.full_like(classes, self.config.num_styles)
+            cond_token = cond_token + self.style_embedding(null if styles is None else torch.where(null_style, null, styles))
         tokens = torch.cat([cond_token[:, None], self.input_proj(x_t.reshape(batch, frames, joints * channels))], 1)
         hidden = self.input_dropout(tokens + self.positions[: frames + 1].to(x_t.dtype))
         padding = None
@@ -282,6 +315,15 @@ class MotionDenoiser(nn.Module):
             hidden = layer(hidden, padding)
         out = self.output_proj(self.final_norm(hidden[:, 1:]))
         return out.reshape(batch, frames, joints, channels)
+
+    def _null_styles(self, styles: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """Bool ``[B]``: True where the null style is used (all where ``styles`` is None); ValueError for
+        styles given to a model without a style condition."""
+        if styles is None:
+            return torch.ones(batch, dtype=torch.bool, device=device)
+        if self.style_embedding is None:
+            raise ValueError("styles were given to a denoiser without a style condition (num_styles 0)")
+        return torch.zeros(batch, dtype=torch.bool, device=device)
 
     def _check_input(self, x_t: Tensor) -> None:
         """ValueError unless ``x_t`` is ``[B, T, J, C]`` with this model's J, C and T <= max_frames."""

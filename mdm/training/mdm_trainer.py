@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mdm.data.dataset import single_person
+from mdm.data.dataset import MotionDataset, single_person
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import ConfigError
@@ -63,6 +63,9 @@ class MDMTrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     num_workers: int = 0
+    condition_on_style: bool = False
+    """Also condition on the data's second label (``styles``, as the Bandai Namco reader keeps the
+    performance style), with its own classifier-free dropout (``denoiser_overrides.style_drop_prob``)."""
 
     def __post_init__(self) -> None:
         check_mixed_precision(self.mixed_precision)
@@ -83,10 +86,13 @@ class MDMTrainer(CheckpointedRun):
         self.val_set = dataset.split_subset("val")
         self.representation = PositionRepresentation(dataset.skeleton)
         stats = fit_feature_stats(self.train_set, config.pipeline, self.representation)
+        if config.condition_on_style and dataset.style_names is None:
+            raise ConfigError(f"condition_on_style needs data with a style per clip; {dataset.source} has none")
+        num_styles = len(dataset.style_names) if config.condition_on_style else 0
         denoiser_config = denoiser_preset(
             config.preset,
             **{"num_joints": self.representation.num_slots, "num_channels": self.representation.num_channels,
-               "num_classes": dataset.num_classes, **config.denoiser_overrides},
+               "num_classes": dataset.num_classes, "num_styles": num_styles, **config.denoiser_overrides},
         )
         self.spec = generator_spec_for(dataset, denoiser_config, config.diffusion, config.pipeline)
         model = MotionDenoiser(denoiser_config)
@@ -107,10 +113,14 @@ class MDMTrainer(CheckpointedRun):
             "emas": {"denoiser": self.ema},
         }
 
-    def _batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self, batch: dict[str, torch.Tensor], clips: MotionDataset) -> dict[str, torch.Tensor | None]:
+        """``x0`` features, ``mask``, ``labels`` and ``styles`` (None unless style-conditioned) of a batch of ``clips``."""
         device = self.accelerator.device
-        motion = batch["motion"].to(device)
-        return self.objective.features(motion), batch["mask"].to(device), batch["label"].to(device)
+        styles = None
+        if self.config.condition_on_style:
+            styles = torch.as_tensor(clips.styles[batch["index"].numpy()], device=device)
+        return {"x0": self.objective.features(batch["motion"].to(device)), "mask": batch["mask"].to(device),
+                "labels": batch["label"].to(device), "styles": styles}
 
     @torch.no_grad()
     def validation_loss(self) -> float:
@@ -118,16 +128,15 @@ class MDMTrainer(CheckpointedRun):
         generator = torch.Generator().manual_seed(VALIDATION_SEED)
         total, count = 0.0, 0
         for batch in self.val_loader:
-            x0, mask, labels = self._batch(batch)
-            loss, _ = self.objective(self.ema.model, x0, mask, labels, generator=generator)
-            total += float(loss) * len(labels)
-            count += len(labels)
+            inputs = self._batch(batch, self.val_set)
+            loss, _ = self.objective(self.ema.model, **inputs, generator=generator)
+            total += float(loss) * len(inputs["labels"])
+            count += len(inputs["labels"])
         return total / max(count, 1)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
         self.model.train()
-        x0, mask, labels = self._batch(batch)
-        loss, terms = self.objective(self.model, x0, mask, labels)
+        loss, terms = self.objective(self.model, **self._batch(batch, self.train_set))
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
         if self.config.optim.grad_clip > 0:

@@ -51,6 +51,7 @@ class DiffusionObjective:
         labels: Tensor,
         *,
         features: list[Tensor] | None = None,
+        styles: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss of one batch.
@@ -61,6 +62,7 @@ class DiffusionObjective:
             mask: bool ``[B, T]`` valid frames.
             labels: int64 ``[B]``.
             features: recognizer features injected into the denoiser (co-training).
+            styles: int64 ``[B]`` styles of a style-conditioned denoiser, or None.
             generator: draws timesteps and noise (validation uses a fixed one); None = global RNG.
         Returns:
             total loss and its unweighted terms.
@@ -71,7 +73,7 @@ class DiffusionObjective:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype,
                             device=generator.device if generator is not None else x0.device).to(x0.device)
         x_t = self.scheduler.q_sample(x0, timesteps, noise)
-        pred = denoiser(x_t, timesteps, labels, mask=mask, features=features)
+        pred = denoiser(x_t, timesteps, labels, mask=mask, features=features, styles=styles)
         skeleton = self.representation.skeleton
         return diffusion_loss(pred.float(), x0, mask, self.weights, skeleton, self.decode)
 

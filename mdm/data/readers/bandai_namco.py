@@ -6,7 +6,8 @@ second. Joint positions come from the BVH by forward kinematics (:mod:`mdm.data.
 metres (the files are in centimetres), on the 21 body joints of ``bandai_namco_21`` (the files'
 fixed ``joint_Root`` at the origin is left out). The label is the content (10 classes), the style
 (``label="style"``, 7 classes) or both (``label="content_style"``, 70 classes named ``"walk, active"``); the
-clip id (the file stem, ``dataset-2_walk_active_001``) names both either way.
+clip id (the file stem, ``dataset-2_walk_active_001``) names both either way, and the style is kept
+as the dataset's second label (``styles``, ``style_names``) whatever the class is.
 
 Split: a seeded share of each content x style cell is held out for test (at least one clip of
 every cell with two or more clips), the rest is training.
@@ -122,7 +123,8 @@ def read_bandai_namco(path: Path, test_share: float = TEST_SHARE, split_seed: in
     }[label]
     return MotionDataset(
         clips=clips, labels=class_labels, class_names=class_names, skeleton=load_skeleton(SKELETON),
-        clip_ids=clip_ids, split=np.where(test, "test", "train"), fps=30.0,
+        clip_ids=clip_ids, split=np.where(test, "test", "train"), fps=30.0, styles=styles_array,
+        style_names=list(STYLES),
         source=f"Bandai Namco Research Motion dataset 2: {path} (label {label}, test share {test_share}, "
                f"split seed {split_seed})",
     )
