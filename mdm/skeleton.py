@@ -161,12 +161,12 @@ class Skeleton:
 
 
 def available_skeletons() -> list[str]:
-    """Names of the built-in skeletons in ``assets/skeletons``."""
-    return sorted(path.stem for path in SKELETONS_DIR.glob("*.yaml"))
+    """Names of the built-in skeletons in ``assets/skeletons`` (the files with a joint list)."""
+    return sorted(path.stem for path in SKELETONS_DIR.glob("*.yaml") if "joints" in yaml.safe_load(path.read_text()))
 
 
 def load_skeleton(name: str) -> Skeleton:
-    """Load a built-in skeleton (``kinect_v1``, ``kinect_v2``, ``smpl_24``) from its YAML file."""
+    """Load a built-in skeleton (``kinect_v1``, ``kinect_v2``, ``smpl_24``, ...; :func:`available_skeletons`)."""
     path = SKELETONS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown skeleton {name!r}; built-in skeletons: {', '.join(available_skeletons())}")

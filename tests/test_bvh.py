@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
+from mdm.data.archive import read_archive, write_archive
 from mdm.data.readers import read_dataset
 from mdm.data.readers.bandai_namco import SKELETON, STYLES, bvh_joint_names, held_out_cells, read_bandai_namco
 from mdm.data.readers.bvh import read_bvh
+from mdm.data.transforms import ClipPipelineConfig, prepare_clip, trunk_pairs
 from mdm.errors import ConfigError, DataFormatError
 from mdm.skeleton import SKELETONS_DIR
 
@@ -228,3 +230,18 @@ def test_any_bvh_file_or_folder_reads_as_an_unlabelled_dataset(tmp_path: Path) -
     (tmp_path / "c.bvh").write_text(CHAIN.replace("JOINT foot", "JOINT toe"))
     with pytest.raises(DataFormatError, match="c.bvh: its hierarchy differs from a.bvh's"):
         read_dataset("bvh", tmp_path, min_frames=1)
+
+
+def test_bandai_namco_archive_keeps_its_skeleton_and_clips_can_be_made_upright(tmp_path: Path) -> None:
+    for number in range(2):
+        write_bandai_clip(tmp_path / "data", 2, style=3, number=number, seed=number)
+    dataset = read_bandai_namco(tmp_path)
+    loaded = read_archive(write_archive(dataset, tmp_path / "bandai.npz"))
+    assert loaded.skeleton == dataset.skeleton and loaded.skeleton.name == SKELETON
+    hips, shoulders = trunk_pairs(loaded.skeleton)
+    names = loaded.skeleton.joint_names
+    assert (names[hips[0]], names[hips[1]]) == ("upper_leg_left", "upper_leg_right")
+    assert (names[shoulders[0]], names[shoulders[1]]) == ("shoulder_left", "shoulder_right")
+    clip, valid = prepare_clip(loaded.clips[0], loaded.skeleton, ClipPipelineConfig(num_frames=8), False,
+                               np.random.default_rng(0))
+    assert clip.shape == (8, 21, 3) and valid == 8 and np.isfinite(clip).all()

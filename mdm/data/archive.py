@@ -16,7 +16,7 @@ import numpy as np
 
 from mdm.data.dataset import SPLIT_NAMES, MotionDataset
 from mdm.errors import DataFormatError
-from mdm.skeleton import Skeleton, check_parents, load_skeleton
+from mdm.skeleton import Skeleton, available_skeletons, check_parents, load_skeleton
 
 REQUIRED_KEYS = ("joints", "lengths", "labels", "class_names", "parents")
 OPTIONAL_KEYS = ("joint_names", "subjects", "views", "clip_ids", "split", "fps", "source", "styles", "style_names")
@@ -102,7 +102,7 @@ def _validate(path: Path, data: dict[str, np.ndarray]) -> None:
 
 def _skeleton_for(parents: np.ndarray, joint_names: list[str] | None) -> Skeleton:
     """A built-in skeleton when the archive's tree and names match one, else one built from the archive."""
-    for name in ("kinect_v1", "kinect_v2", "smpl_24"):
+    for name in available_skeletons():
         builtin = load_skeleton(name)
         if tuple(parents.tolist()) == builtin.parents and (joint_names is None or tuple(joint_names) == builtin.joint_names):
             return builtin

@@ -185,17 +185,23 @@ def lateral_axis(up_axis: int) -> int:
     return 2 if up_axis == 0 else 0
 
 
-def _named_pair(skeleton: Skeleton, part: str) -> tuple[int, int] | None:
-    """``(left, right)`` mirror pair whose joint names both contain ``part``, if any."""
-    for left, right in skeleton.mirror_pairs:
-        if part in skeleton.joint_names[left].lower() and part in skeleton.joint_names[right].lower():
-            return left, right
+HIP_WORDS = ("hip", "upper_leg", "upleg", "thigh")
+"""Words that name a hip joint in the skeletons met so far (Kinect and SMPL ``hip``, Bandai Namco's
+``upper_leg``, Mixamo's ``UpLeg``)."""
+
+
+def _named_pair(skeleton: Skeleton, *parts: str) -> tuple[int, int] | None:
+    """``(left, right)`` mirror pair whose joint names both contain one of ``parts`` (tried in order), if any."""
+    for part in parts:
+        for left, right in skeleton.mirror_pairs:
+            if part in skeleton.joint_names[left].lower() and part in skeleton.joint_names[right].lower():
+                return left, right
     return None
 
 
 def side_pair(skeleton: Skeleton) -> tuple[int, int]:
     """``(left, right)`` hips of a skeleton, else its shoulders, found among its mirror pairs."""
-    pair = _named_pair(skeleton, "hip") or _named_pair(skeleton, "shoulder")
+    pair = _named_pair(skeleton, *HIP_WORDS) or _named_pair(skeleton, "shoulder")
     if pair is None:
         raise ConfigError(
             f"skeleton {skeleton.name} has no left/right hips or shoulders among its mirror pairs, "
@@ -226,7 +232,7 @@ def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def trunk_pairs(skeleton: Skeleton) -> tuple[tuple[int, int], tuple[int, int]]:
     """``((left hip, right hip), (left shoulder, right shoulder))`` of a skeleton, for :func:`upright_rotation`."""
-    hips, shoulders = _named_pair(skeleton, "hip"), _named_pair(skeleton, "shoulder")
+    hips, shoulders = _named_pair(skeleton, *HIP_WORDS), _named_pair(skeleton, "shoulder")
     if hips is None or shoulders is None:
         raise ConfigError(
             f"skeleton {skeleton.name} has no left/right hips and shoulders, so it cannot be made upright; "
