@@ -181,6 +181,8 @@ def test_styles_are_refused_by_a_model_without_a_style_condition() -> None:
     x_t, timesteps, labels = make_inputs()
     with pytest.raises(ValueError, match="without a style condition"):
         model(x_t, timesteps, labels, styles=torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="without a style condition"):
+        model.forward_with_cfg(x_t, timesteps, labels, 2.0, styles=torch.zeros(4, dtype=torch.int64))
     with pytest.raises(ConfigError, match="num_styles"):
         make_model(num_styles=-1)
 

@@ -266,6 +266,7 @@ class MotionDenoiser(nn.Module):
         dropout is applied, whatever the mode. Shapes as :meth:`forward`; returns ``[B, T, J, C]``.
         """
         batch = x_t.shape[0]
+        self._check_styles(styles)
         branches = 2 if styles is None else 3
         branch = torch.arange(branches * batch, device=x_t.device) // batch
         repeated_features = None if features is None else [f.repeat(branches, 1, 1) for f in features]
@@ -317,13 +318,14 @@ class MotionDenoiser(nn.Module):
         return out.reshape(batch, frames, joints, channels)
 
     def _null_styles(self, styles: Tensor | None, batch: int, device: torch.device) -> Tensor:
-        """Bool ``[B]``: True where the null style is used (all where ``styles`` is None); ValueError for
-        styles given to a model without a style condition."""
-        if styles is None:
-            return torch.ones(batch, dtype=torch.bool, device=device)
-        if self.style_embedding is None:
+        """Bool ``[B]``: True where the null style is used (all where ``styles`` is None)."""
+        self._check_styles(styles)
+        return torch.full((batch,), styles is None, dtype=torch.bool, device=device)
+
+    def _check_styles(self, styles: Tensor | None) -> None:
+        """ValueError for styles given to a model without a style condition."""
+        if styles is not None and self.style_embedding is None:
             raise ValueError("styles were given to a denoiser without a style condition (num_styles 0)")
-        return torch.zeros(batch, dtype=torch.bool, device=device)
 
     def _check_input(self, x_t: Tensor) -> None:
         """ValueError unless ``x_t`` is ``[B, T, J, C]`` with this model's J, C and T <= max_frames."""
