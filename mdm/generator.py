@@ -111,19 +111,13 @@ class MotionGenerator:
 
     def class_indices(self, names: list[str]) -> list[int]:
         """Class indices of class names; an unknown name is a UserError listing the known ones."""
-        unknown = [name for name in names if name not in self.spec.class_names]
-        if unknown:
-            raise UserError(f"unknown class name(s) {unknown}; classes: {', '.join(self.spec.class_names)}")
-        return [self.spec.class_names.index(name) for name in names]
+        return _indices(names, self.spec.class_names, "class")
 
     def style_indices(self, names: list[str]) -> list[int]:
         """Style indices of style names; a UserError for an unknown name or a generator without styles."""
         if not self.spec.style_names:
             raise UserError("this generator was not trained with a style condition (train with condition_on_style=true)")
-        unknown = [name for name in names if name not in self.spec.style_names]
-        if unknown:
-            raise UserError(f"unknown style name(s) {unknown}; styles: {', '.join(self.spec.style_names)}")
-        return [self.spec.style_names.index(name) for name in names]
+        return _indices(names, self.spec.style_names, "style")
 
     @torch.no_grad()
     def generate(
@@ -179,6 +173,14 @@ class MotionGenerator:
         denoiser = MotionDenoiser(spec.denoiser)
         load_module_weights(denoiser, directory / WEIGHTS_FILE)
         return cls(spec, denoiser.to(device), NormStats.load(directory / STATS_FILE))
+
+
+def _indices(names: list[str], known: list[str], what: str) -> list[int]:
+    """Positions of ``names`` in ``known``; an unknown name is a UserError listing the known ones."""
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserError(f"unknown {what} name(s) {unknown}; known {what} names: {', '.join(known)}")
+    return [known.index(name) for name in names]
 
 
 def generator_spec_for(dataset: MotionDataset, denoiser: DenoiserConfig, diffusion: DiffusionConfig,
