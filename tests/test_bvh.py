@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,11 @@ def test_bandai_namco_label_option_gives_styles_or_pairs_with_the_same_split(tmp
     assert np.array_equal(by_style.split, by_content.split) and np.array_equal(by_pair.split, by_content.split)
     for dataset in (by_content, by_style, by_pair):
         assert dataset.style_names == list(STYLES) and np.array_equal(dataset.styles, by_style.labels)
+    swapped = by_content.labelled_by_style()  # the style as the class, for a style evaluator
+    assert np.array_equal(swapped.labels, by_style.labels) and swapped.class_names == by_style.class_names
+    assert np.array_equal(swapped.styles, by_content.labels) and swapped.style_names == by_content.class_names
+    with pytest.raises(ValueError, match="no styles"):
+        replace(by_content, styles=None, style_names=None).labelled_by_style()
     with pytest.raises(ConfigError, match="label must be one of content, style, content_style"):
         read_bandai_namco(tmp_path, label="mood")
 

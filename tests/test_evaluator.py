@@ -180,6 +180,28 @@ def test_evaluate_generation_end_to_end(trained: tuple[Path, Path], tmp_path: Pa
     assert "FID train" in capsys.readouterr().out
 
 
+def test_evaluate_generation_by_style_reads_the_second_label(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """Samples whose class is wrong but whose style holds the true class score, repeat by repeat, as the true labels."""
+    run, archive = trained
+    test = read_archive(archive).split_subset("test")
+    true = write_archive(test, tmp_path / "true.npz")
+    wrong = (test.labels + 1) % test.num_classes
+    styled = write_archive(replace(test, labels=wrong, styles=test.labels, style_names=test.class_names),
+                           tmp_path / "styled.npz")
+    script = _script("evaluate_generation")
+
+    def accuracies(samples: Path, *label: str) -> list[float]:
+        out = tmp_path / f"{samples.stem}{''.join(label)}.json"
+        assert script.main(["--evaluator", str(run), "--samples", str(samples), "--repeats", "3",
+                            "--json", str(out), *label]) == 0
+        return json.loads(out.read_text())["rows"][1]["metrics"]["accuracy"]["values"]
+
+    assert accuracies(styled, "--label", "style") == accuracies(true)
+    assert accuracies(styled) != accuracies(true)
+    with pytest.raises(UserError, match="carry no styles"):
+        script.main(["--evaluator", str(run), "--samples", str(true), "--label", "style"])
+
+
 @pytest.mark.parametrize(("make_args", "message"), [
     (lambda run, bad: ["--evaluator", str(run.parent)], "not an evaluator folder"),
     (lambda run, bad: ["--evaluator", str(run), "--samples", "/no/such.npz"], "no such file"),

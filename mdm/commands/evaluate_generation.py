@@ -9,6 +9,10 @@ clips' labels, diversity (200 random pairs) and multimodality (20 same-class pai
 as mean ± 95% interval over the repeats; see mdm/evaluation/evaluate.py for the protocol. The
 real clips are those the evaluator was trained on (its saved data config; --data-root points
 elsewhere if the data moved). Sample archives must have the evaluator's skeleton and class names.
+
+With --label style the samples are judged by their style (the second label a style-conditioned
+generator writes) instead of their class, against an evaluator trained on style labels, for example
+on a Bandai Namco archive converted with `--option label=style`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 
 from mdm.cli import run_main, setup_logging
 from mdm.data.archive import read_archive
-from mdm.errors import ConfigError
+from mdm.errors import ConfigError, UserError
 from mdm.evaluation.bundle import TrainedEvaluator
 from mdm.evaluation.evaluate import ProtocolConfig, format_table, protocol_set_size, real_reference_sets, run_protocol
 
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="repeated draws for the 95%% intervals (default 20)")
     parser.add_argument("--set-size", type=int,
                         help="clips per set in each repeat (default: the largest every row allows)")
+    parser.add_argument("--label", choices=("class", "style"), default="class",
+                        help="judge the samples by their class (default) or by their style")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", help="where the evaluator's real data is now, if not where it was trained")
     parser.add_argument("--json", metavar="OUT.json", help="also write the full result (every repeat) as JSON")
@@ -52,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
     evaluator = TrainedEvaluator.load(args.evaluator, device=args.device)
     samples = {path: read_archive(path) for path in args.samples}
+    if args.label == "style":
+        unstyled = [path for path, dataset in samples.items() if dataset.styles is None]
+        if unstyled:
+            raise UserError(f"--label style: {', '.join(unstyled)} carry no styles")
+        samples = {path: dataset.labelled_by_style() for path, dataset in samples.items()}
     for path, dataset in samples.items():
         evaluator.matching_labels(dataset, path)
     data = evaluator.spec.data if args.data_root is None else replace(evaluator.spec.data, root=args.data_root)

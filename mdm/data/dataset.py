@@ -144,6 +144,17 @@ class MotionDataset:
             raise ValueError("this dataset has no split")
         return self.subset(np.flatnonzero(self.split == name))
 
+    def labelled_by_style(self) -> MotionDataset:
+        """The same clips with the two labels exchanged: the style is the class, the class the style.
+
+        Raises:
+            ValueError: the dataset has no styles.
+        """
+        if self.styles is None:
+            raise ValueError("this dataset has no styles")
+        return replace(self, labels=self.styles, class_names=self.style_names,
+                       styles=self.labels, style_names=self.class_names)
+
     def class_counts(self) -> dict[str, int]:
         """Number of clips of each class, by class name."""
         counts = Counter(self.labels.tolist())
