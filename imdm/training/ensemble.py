@@ -67,7 +67,8 @@ def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | 
                    cotrain_streams: list[str] | None = None, max_minutes: float | None = None,
                    progress: bool = True) -> dict[str, Any] | None:
     """Train (or continue) each stream's run, then choose weights and evaluate; the metrics, or
-    None when a time budget or a signal stopped a stream (run again to continue)."""
+    None when a time budget or a signal stopped a stream (run again to continue). ``max_minutes`` is
+    shared: each stream's run gets an equal part of what is left of it when the stream starts."""
     cotrain_streams = list(cotrain_streams or [])
     check_streams(streams, cotrain_streams)
     if config.train_on_validation:
@@ -93,12 +94,15 @@ def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | 
         run = out / code
         if (run / "metrics.json").is_file():
             continue
-        remaining = None if max_minutes is None else max_minutes - (time.monotonic() - started) / 60
-        if remaining is not None and remaining <= 0:
-            break
+        share = None
+        if max_minutes is not None:
+            remaining = max_minutes - (time.monotonic() - started) / 60
+            if remaining <= 0:
+                break
+            share = remaining / sum(not (out / c / "metrics.json").is_file() for c in streams)
         resume = (run / "checkpoints" / LATEST).is_file()
         logger.info("stream %s (%s): %s", code, stream_name(code), "resuming" if resume else "training")
-        cotrain(member_config(config, code, code in cotrain_streams), run, resume=resume, max_minutes=remaining,
+        cotrain(member_config(config, code, code in cotrain_streams), run, resume=resume, max_minutes=share,
                 progress=progress)
         if not (run / "metrics.json").is_file():
             break
