@@ -10,7 +10,9 @@
   (:func:`tdsm_loss`). A clip goes to the candidate class whose text gives the smallest denoising
   error at a fixed timestep over a few fixed noises (:func:`tdsm_scores`), all candidates in one batch.
 * :func:`zero_shot_metrics`: zero-shot top-1, generalized zero-shot (seen, unseen, harmonic mean) and
-  retrieval recalls from ``[N, C]`` scores.
+  retrieval recalls from ``[N, C]`` scores. In generalized zero-shot a gate (:func:`gate_threshold`,
+  chosen on seen classes' validation clips) sends a clip the recognizer is confident about to the
+  recognizer's seen class and any other clip to the scorer's best unseen class.
 
 The class texts condition as sentence embeddings (the coarse phrases' mean and the fine description,
 concatenated), not as the text encoder's token states.
@@ -42,6 +44,9 @@ SCORING_NOISES = 8
 """Fixed noises averaged over when scoring."""
 TRIPLET_MARGIN = 0.05
 """Margin of the triplet diffusion loss, in mean squared error of the velocity."""
+GATE_SEEN_SHARE = 0.95
+"""Share of seen-class validation clips the generalized zero-shot gate keeps on the seen side (the usual
+95% true-positive rate of out-of-distribution detection; fixed, not tuned)."""
 
 
 @dataclass(frozen=True)
@@ -223,19 +228,38 @@ def retrieval_metrics(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...
     return metrics
 
 
-def zero_shot_metrics(scores: np.ndarray, labels: np.ndarray, split: ClassSplit) -> dict[str, float]:
+def seen_confidence(seen_logits: np.ndarray) -> np.ndarray:
+    """``[N]`` a recognizer's top softmax probability from its logits ``[N, S]`` over the seen classes."""
+    return torch.softmax(torch.as_tensor(seen_logits, dtype=torch.float64), dim=1).amax(1).numpy()
+
+
+def gate_threshold(val_confidence: np.ndarray) -> float:
+    """The :func:`seen_confidence` at or above which a clip is given a seen class in generalized zero-shot:
+    the level that keeps :data:`GATE_SEEN_SHARE` of the validation clips of seen classes (their
+    confidences ``[V]``) on the seen side. Only seen classes' validation clips choose it."""
+    if len(val_confidence) == 0:
+        raise ConfigError("the seen/unseen gate needs validation clips of the seen classes (train_on_validation "
+                          "leaves none)")
+    return float(np.quantile(val_confidence, 1.0 - GATE_SEEN_SHARE, method="lower"))
+
+
+def zero_shot_metrics(scores: np.ndarray, labels: np.ndarray, split: ClassSplit, seen_logits: np.ndarray,
+                      threshold: float) -> dict[str, float]:
     """Figures of one scorer from scores ``[N, K]`` of test clips against every class (original order) and
     their labels ``[N]``.
 
-    ``zsl_top1``: unseen-class clips among the unseen candidates only. ``gzsl_seen`` / ``gzsl_unseen``:
-    per-group accuracy with every class a candidate; ``gzsl_harmonic`` their harmonic mean. Retrieval
-    (:func:`retrieval_metrics`) on the unseen-class clips against the unseen texts.
+    ``zsl_top1``: unseen-class clips among the unseen candidates only. Generalized zero-shot, every
+    class a candidate, through a gate: a clip whose :func:`seen_confidence` (from ``seen_logits``
+    ``[N, S]``, the recognizer's logits over ``split.seen``) reaches ``threshold``
+    (:func:`gate_threshold`) takes the recognizer's seen class, any other clip the scorer's best unseen
+    class; ``gzsl_seen`` / ``gzsl_unseen`` are the per-group accuracies and ``gzsl_harmonic`` their
+    harmonic mean. Retrieval (:func:`retrieval_metrics`) on the unseen-class clips against the unseen texts.
     """
-    unseen = np.array(split.unseen)
+    seen, unseen = np.array(split.seen), np.array(split.unseen)
     is_unseen = np.isin(labels, unseen)
     unseen_scores = scores[is_unseen][:, unseen]
     unseen_labels = np.searchsorted(unseen, labels[is_unseen])
-    predictions = scores.argmax(1)
+    predictions = np.where(seen_confidence(seen_logits) >= threshold, seen[seen_logits.argmax(1)], unseen[scores[:, unseen].argmax(1)])
     seen_acc = float(np.mean(predictions[~is_unseen] == labels[~is_unseen])) if np.any(~is_unseen) else float("nan")
     unseen_acc = float(np.mean(predictions[is_unseen] == labels[is_unseen]))
     harmonic = 0.0 if seen_acc + unseen_acc == 0 else 2 * seen_acc * unseen_acc / (seen_acc + unseen_acc)

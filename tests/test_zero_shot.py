@@ -19,8 +19,10 @@ from imdm.zero_shot import (
     TRIPLET_MARGIN,
     ClassSplit,
     TextFeatureDenoiser,
+    gate_threshold,
     retrieval_metrics,
     seen_classes_only,
+    seen_confidence,
     tdsm_loss,
     tdsm_scores,
     zero_shot_metrics,
@@ -109,16 +111,30 @@ def test_denoising_errors_pick_the_right_class_on_a_toy_problem() -> None:
 
 def test_metrics_by_hand() -> None:
     split = ClassSplit.of(["a", "b", "c", "d"], [2, 3])
-    # clips of classes 2, 3 (unseen) and 0 (seen); scores against all four classes
-    labels = np.array([2, 3, 3, 0])
+    # clips of classes 2, 3, 3 (unseen), 0 and 1 (seen); scores against all four classes, and the
+    # recognizer's logits over the seen classes 0 and 1 (confidences 0.5, 0.5, 0.993, 0.982, 0.525)
+    labels = np.array([2, 3, 3, 0, 1])
     scores = np.array([[0.0, 0.0, 0.9, 0.1],
                        [0.0, 0.0, 0.8, 0.2],    # unseen-only: wrong
-                       [0.95, 0.0, 0.1, 0.7],   # GZSL: taken by seen class 0
-                       [0.9, 0.0, 0.0, 0.0]])
-    metrics = zero_shot_metrics(scores, labels, split)
+                       [0.95, 0.0, 0.1, 0.7],   # right among the unseen, but the gate gives it seen class 0
+                       [0.9, 0.0, 0.0, 0.0],
+                       [0.0, 0.9, 0.5, 0.0]])   # unsure recognizer: sent to the unseen side, wrong
+    seen_logits = np.array([[0.0, 0.0], [0.0, 0.0], [5.0, 0.0], [4.0, 0.0], [0.0, 0.1]])
+    metrics = zero_shot_metrics(scores, labels, split, seen_logits, threshold=0.9)
     assert metrics["zsl_top1"] == pytest.approx(2 / 3)
-    assert metrics["gzsl_seen"] == 1.0 and metrics["gzsl_unseen"] == pytest.approx(1 / 3)
-    assert metrics["gzsl_harmonic"] == pytest.approx(2 * (1 / 3) / (1 + 1 / 3))
+    assert metrics["gzsl_seen"] == 0.5 and metrics["gzsl_unseen"] == pytest.approx(1 / 3)
+    assert metrics["gzsl_harmonic"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    everything_seen = zero_shot_metrics(scores, labels, split, seen_logits, threshold=0.0)
+    assert everything_seen["gzsl_unseen"] == 0.0 and everything_seen["gzsl_harmonic"] == 0.0
+
+
+def test_the_gate_keeps_95_percent_of_validation_clips_on_the_seen_side() -> None:
+    confidence = np.linspace(0.0, 1.0, 21)
+    threshold = gate_threshold(confidence)
+    assert threshold == pytest.approx(0.05) and np.mean(confidence >= threshold) >= 0.95
+    assert seen_confidence(np.array([[0.0, 0.0], [np.log(3.0), 0.0]])) == pytest.approx([0.5, 0.75])
+    with pytest.raises(ConfigError, match="validation clips"):
+        gate_threshold(np.zeros(0))
     retrieval = retrieval_metrics(np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), np.array([0, 1, 1]))
     assert retrieval["motion_to_text_R@1"] == pytest.approx(2 / 3) and retrieval["motion_to_text_median_rank"] == 1
     assert retrieval["text_to_motion_R@1"] == 1.0  # text 1's best clip is clip 2
@@ -155,6 +171,7 @@ def test_a_tiny_run_keeps_unseen_classes_out_of_training(tmp_path: Path, monkeyp
     assert figures["unseen_test_clips"] == int(np.sum(dataset.labels[dataset.split == "test"] == 2))
     assert figures["tdsm"]["zsl_top1"] == 1.0  # one unseen class: the only candidate
     assert 0.0 <= figures["baseline"]["gzsl_harmonic"] <= 1.0
+    assert 0.0 < models.gate_threshold <= 1.0 and figures["gate_threshold"] == models.gate_threshold
 
 
 def test_the_command_writes_its_figures_and_refuses_bad_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -37,7 +37,9 @@ from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.zero_shot import (
     ClassSplit,
     TextFeatureDenoiser,
+    gate_threshold,
     prototype_scores,
+    seen_confidence,
     seen_classes_only,
     tdsm_loss,
     tdsm_scores,
@@ -70,6 +72,8 @@ class SeenModels:
     recognizer: Recognizer
     alignment: TextAlignment
     tdsm: TextFeatureDenoiser
+    gate_threshold: float
+    """The generalized zero-shot gate's confidence level, chosen on the seen classes' validation clips."""
     pipeline: ClipPipelineConfig
     batch_size: int
     train_seconds: float
@@ -124,7 +128,11 @@ def train_on_seen(config: CoTrainConfig, dataset: MotionDataset, split: ClassSpl
     tdsm = train_tdsm(features, torch.as_tensor(train_set.labels), text_conditions(seen_embeddings), config.seed,
                       progress)
     save_file({k: v.contiguous() for k, v in tdsm.state_dict().items()}, str(output_dir / "tdsm.safetensors"))
-    return SeenModels(recognizer, alignment, tdsm, inner.pipeline, inner.batch_size, time.monotonic() - started)
+    val_features = pooled_features(recognizer, trainer.val_set, inner.pipeline, inner.batch_size)
+    with torch.no_grad():
+        threshold = gate_threshold(seen_confidence(recognizer.classifier(val_features).numpy()))
+    return SeenModels(recognizer, alignment, tdsm, threshold, inner.pipeline, inner.batch_size,
+                      time.monotonic() - started)
 
 
 @torch.no_grad()
@@ -144,10 +152,12 @@ def evaluate_zero_shot(models: SeenModels, dataset: MotionDataset, split: ClassS
     tdsm = tdsm_scores(models.tdsm, features, text_conditions(embeddings))
     tdsm_seconds = time.monotonic() - started
     labels = np.asarray(test.labels)
+    seen_logits = models.recognizer.classifier(features).numpy()
     per_clip_ms = 1000 / max(len(test), 1)
     return {
-        "baseline": zero_shot_metrics(prototype.numpy(), labels, split),
-        "tdsm": zero_shot_metrics(tdsm.numpy(), labels, split),
+        "baseline": zero_shot_metrics(prototype.numpy(), labels, split, seen_logits, models.gate_threshold),
+        "tdsm": zero_shot_metrics(tdsm.numpy(), labels, split, seen_logits, models.gate_threshold),
+        "gate_threshold": models.gate_threshold,
         "test_clips": len(test), "unseen_test_clips": int(np.isin(labels, split.unseen).sum()),
         "ms_per_clip": {"features": feature_seconds * per_clip_ms, "baseline": prototype_seconds * per_clip_ms,
                         "tdsm": tdsm_seconds * per_clip_ms},

@@ -41,8 +41,8 @@ from mdm.training.logs import CSVLogger
 from mdm.training.optim import shorten_schedule
 from mdm.training.stopping import StopFlag
 
-BUDGET_TIMING_SHARE = 0.03
-"""A time budget times the epochs of its first 3% (at least one) before it sizes the schedule."""
+BUDGET_TIMING_SHARE = 0.1
+"""A time budget times the epochs of its first tenth (at least one) before it sizes the schedule."""
 BUDGET_MARGIN = 0.9
 """The share of a time budget the sized schedule is planned to fill (epoch times vary)."""
 
