@@ -55,17 +55,10 @@ def parse_key_value(text: str, flag: str) -> tuple[str, object]:
         raise ConfigError(f"{flag} {key}: cannot read the value {value!r}") from None
 
 
-SIZED_BUDGET_HELP = ("time budget of the training loop: a new run times its first epochs and, if the whole "
-                     "schedule would not fit, shortens it (the learning rate still decays to its end); a resumed "
-                     "run stops here with a checkpoint")
-
-
 def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], default_preset: str, *,
-                       texts: bool = False, epoch_schedule: bool = True) -> None:
+                       texts: bool = False) -> None:
     """Flags every training script shares (dataset, preset, config, output, seed, resume, budget) and,
-    with ``texts``, the class-text file of the scripts that train the recognizer. ``epoch_schedule``:
-    the script's trainer shortens its schedule to fit ``--max-minutes``; otherwise the budget only
-    stops the run."""
+    with ``texts``, the class-text file of the scripts that train the recognizer."""
     from mdm.data.sources import DATASET_NAMES
 
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to train on (default: procedural, "
@@ -80,8 +73,7 @@ def add_training_flags(parser: argparse.ArgumentParser, presets: list[str], defa
     parser.add_argument("--output-dir", help="run folder (default: outputs/<script>/<dataset>-<preset>-seed<N>)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
-    parser.add_argument("--max-minutes", type=float,
-                        help=SIZED_BUDGET_HELP if epoch_schedule else "stop (saving a checkpoint) after this many minutes")
+    parser.add_argument("--max-minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
     if texts:
         parser.add_argument("--texts", help="class texts (YAML, assets/text/ format) for language supervision "
                             "(default: the dataset's own, if it has any)")

@@ -115,3 +115,24 @@ def test_bad_stream_lists_and_a_refit_are_refused(tmp_path: Path) -> None:
         train_ensemble(merge(_config(archive), {"epochs": 2}), ["j"], tmp_path / "b", progress=False)
     with pytest.raises(UserError, match="not an ensemble folder|recognizer folder"):
         load_classifier(tmp_path)
+
+
+def test_a_time_budget_is_shared_by_the_streams_still_to_train(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from imdm.training import ensemble as ensemble_run
+
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=4)
+    budgets: list[float] = []
+
+    def finished_at_once(config: CoTrainConfig, run: Path, *, max_minutes: float, **kwargs: object) -> Path:
+        budgets.append(max_minutes)
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text("{}")
+        return run
+
+    monkeypatch.setattr(ensemble_run, "cotrain", finished_at_once)
+    monkeypatch.setattr(ensemble_run, "finish_ensemble", lambda out, spec: {"streams": spec.streams})
+    assert train_ensemble(_config(archive), ["j", "b", "jm", "bm"], tmp_path / "ens", max_minutes=40,
+                          progress=False) == {"streams": ["j", "b", "jm", "bm"]}
+    # a quarter of the budget to the first stream; what a stream leaves unused passes to the next ones
+    assert budgets == pytest.approx([10.0, 40 / 3, 20.0, 40.0], abs=0.01)

@@ -1,4 +1,4 @@
-"""Checkpoints resume exactly, EMA averages, CSV logs survive a resume, the learning-rate schedule."""
+"""Checkpoints resume exactly, EMA averages, CSV logs survive a resume."""
 
 from pathlib import Path
 
@@ -11,7 +11,6 @@ from mdm.errors import UserError
 from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from mdm.training.ema import EMA
 from mdm.training.logs import CSVLogger, plot_curves
-from mdm.training.optim import OptimConfig, make_optimizer, shorten_schedule
 
 
 def _make(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, EMA]:
@@ -97,22 +96,3 @@ def test_csv_logger_merges_columns_truncates_on_resume_and_plots(tmp_path: Path)
     png = plot_curves(tmp_path / "log.csv", tmp_path / "curves.png", {"loss": ["loss", "val_loss"]})
     assert png.stat().st_size > 1000
     assert np.isclose(float(resumed.rows[1]["loss"]), 0.5)
-
-
-def test_the_cosine_schedule_matches_transformers_and_keeps_its_shortened_end_through_a_state_dict() -> None:
-    from transformers import get_cosine_schedule_with_warmup
-
-    for warmup, total in ((100, 300), (100, 2000), (0, 7), (5, 0)):
-        ours = make_optimizer(nn.Linear(2, 2).parameters(), OptimConfig(lr=1.0, warmup_steps=warmup), total)[1]
-        theirs = get_cosine_schedule_with_warmup(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0),
-                                                 min(warmup, total // 10), max(total, 1))
-        for _ in range(total + 3):
-            assert ours.get_last_lr()[0] == pytest.approx(theirs.get_last_lr()[0], abs=1e-12)
-            ours.step()
-            theirs.step()
-    optimizer, schedule = make_optimizer(nn.Linear(2, 2).parameters(), OptimConfig(lr=1.0, warmup_steps=0), 100)
-    shorten_schedule(schedule, 40)
-    fresh_optimizer, fresh = make_optimizer(nn.Linear(2, 2).parameters(), OptimConfig(lr=1.0, warmup_steps=0), 100)
-    fresh.load_state_dict(schedule.state_dict())
-    assert [factor.total_steps for factor in fresh.lr_lambdas] == [40, 40]
-    assert fresh.lr_lambdas[0](40) == 0.0 and fresh.lr_lambdas[0](20) == pytest.approx(0.5)

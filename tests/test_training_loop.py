@@ -13,17 +13,14 @@ from mdm.errors import ConfigError
 from mdm.training.logs import read_csv
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from mdm.config import merge
-from mdm.training import loop, stopping
 from mdm.training.loop import (
     EpochTrainer,
     RunningMeans,
     check_finite,
     check_log_with,
-    epochs_within_budget,
     replace_folder,
     steps_per_epoch,
 )
-from mdm.training.optim import OptimConfig, make_optimizer
 from toy_data import toy_archive, toy_dataset
 
 BATCH = 3  # 9 training clips: 3 steps an epoch
@@ -101,68 +98,6 @@ def test_stopped_run_plus_resume_sees_the_same_batches_as_a_straight_run(tmp_pat
     assert epochs[0] != epochs[1]  # a new order and new augmentations each epoch
     steps = [int(r["step"]) for r in read_csv(tmp_path / "halves" / "log.csv") if r.get("train_acc")]
     assert steps == [2, 4, 6, 8]
-
-
-class FakeClock:
-    """``time.monotonic`` of the loop and the stop flag: each training step takes ``step_s`` seconds."""
-
-    def __init__(self, step_s: float) -> None:
-        self.now, self.step_s = 0.0, step_s
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class BudgetTrainer(RecordingTrainer):
-    """A :class:`RecordingTrainer` with one parameter, its cosine schedule and a fake clock."""
-
-    def __init__(self, output_dir: Path, epochs: int, clock: FakeClock) -> None:
-        super().__init__(output_dir, epochs=epochs, stop_after_epochs=99)
-        self.clock = clock
-        self.weight = torch.nn.Linear(1, 1)
-        self.optimizer, self.schedule = make_optimizer(self.weight.parameters(), OptimConfig(lr=1.0, warmup_steps=0),
-                                                       self.total_steps)
-        self.state.extra["lr"] = []
-
-    def checkpoint_objects(self) -> dict[str, Any]:
-        return {"models": {"w": self.weight}, "optimizers": {"w": self.optimizer}, "schedulers": {"w": self.schedule},
-                "emas": {}}
-
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        self.clock.now += self.clock.step_s
-        self.state.extra["lr"].append(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.step()
-        self.schedule.step()
-        return super().train_step(batch)
-
-
-def test_a_time_budget_shortens_the_schedule_so_it_ends_within_it(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock(step_s=1.0)  # 3 s an epoch: 10 epochs (30 s) do not fit in 15 s, 4 do (with the margin)
-    monkeypatch.setattr(loop, "time", clock)
-    monkeypatch.setattr(stopping, "time", clock)
-    trainer = BudgetTrainer(tmp_path / "run", epochs=10, clock=clock)
-    trainer.fit(max_minutes=0.25, stop_at_step=6)
-    assert trainer.total_steps == 12 and trainer.state.extra["scheduled_steps"] == 12
-    resumed = BudgetTrainer(tmp_path / "run", epochs=10, clock=clock)
-    resumed.resume()
-    resumed.fit()  # no budget now: the shortened schedule is kept, and the run ends with it
-    assert resumed.state.step == 12 and (tmp_path / "run" / "finished.txt").read_text() == "12"
-    lr = resumed.state.extra["lr"]
-    assert lr[0] == 1.0 and all(a > b for a, b in zip(lr, lr[1:]))
-    assert resumed.schedule.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # decayed to the end in 12 steps
-
-    unhurried = BudgetTrainer(tmp_path / "unhurried", epochs=3, clock=FakeClock(step_s=1.0))
-    monkeypatch.setattr(loop, "time", unhurried.clock)
-    monkeypatch.setattr(stopping, "time", unhurried.clock)
-    unhurried.fit(max_minutes=1.0)  # 9 s in a 60 s budget: the schedule is left as it is
-    assert unhurried.state.step == 9 and "scheduled_steps" not in unhurried.state.extra
-
-
-def test_epochs_within_a_budget() -> None:
-    assert epochs_within_budget(planned=70, epochs_done=2, elapsed_s=10.0, budget_s=600.0) == 70
-    assert epochs_within_budget(planned=70, epochs_done=2, elapsed_s=10.0, budget_s=100.0) == 18  # 0.9 * 100 / 5
-    assert epochs_within_budget(planned=70, epochs_done=3, elapsed_s=100.0, budget_s=10.0) == 3  # never below done
 
 
 def test_running_means_name_terms_and_start_anew() -> None:

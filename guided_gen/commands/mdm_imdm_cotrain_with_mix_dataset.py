@@ -26,7 +26,7 @@ import yaml
 from guided_gen.mixed import MixConfig, load_recipe, train_mixed
 from imdm.training.cotrain import CoTrainConfig
 from mdm import ASSETS_DIR
-from mdm.cli import SIZED_BUDGET_HELP, dotted_override, parse_key_value, print_once, run_main, setup_logging
+from mdm.cli import dotted_override, parse_key_value, print_once, run_main, setup_logging
 from mdm.config import from_dict, load_yaml, merge, to_dict
 from mdm.errors import ConfigError
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                         "<dataset>-<recipe>-ratio<r>-w<w>-seed<N>)")
     parser.add_argument("--seed", type=int, help="random seed of training and of the synthetic subsample")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
-    parser.add_argument("--max-minutes", type=float, help=SIZED_BUDGET_HELP)
+    parser.add_argument("--max-minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
     args = parser.parse_args(argv)
     setup_logging()
     if args.resume:

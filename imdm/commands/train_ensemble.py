@@ -7,7 +7,9 @@
 Streams: j (joint positions), b (bones), jm (joint motion), bm (bone motion). Each stream trains
 in its own run folder inside the ensemble folder, as the main job does but with the recognizer
 alone unless the stream is listed in --cotrain-streams. Running the same command again (or
---resume) continues an interrupted ensemble from its last finished stream and checkpoint. Every
+--resume) continues an interrupted ensemble from its last finished stream and checkpoint.
+--max-minutes is the whole ensemble's: each stream stops at an equal share of what is left when it
+starts (and reports what it reached), so every stream gets its turn within the budget. Every
 other setting is the main job's (--preset, --config, --set, as in run/mdm_imdm_cotrain.py).
 """
 

@@ -21,7 +21,7 @@ PRESET_DIR = ASSETS_DIR / "configs" / "mdm_train"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_flags(parser, sorted(p.stem for p in PRESET_DIR.glob("*.yaml")), "cpu", epoch_schedule=False)
+    add_training_flags(parser, sorted(p.stem for p in PRESET_DIR.glob("*.yaml")), "cpu")
     args = parser.parse_args(argv)
     setup_logging()
     config = resolve_training_config(MDMTrainConfig, PRESET_DIR, args)

@@ -38,21 +38,7 @@ from mdm.evaluation.metrics import classification_summary
 from mdm.training.batches import EpochBatchSampler
 from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from mdm.training.logs import CSVLogger
-from mdm.training.optim import shorten_schedule
 from mdm.training.stopping import StopFlag
-
-BUDGET_TIMING_SHARE = 0.1
-"""A time budget times the epochs of its first tenth (at least one) before it sizes the schedule."""
-BUDGET_MARGIN = 0.9
-"""The share of a time budget the sized schedule is planned to fill (epoch times vary)."""
-
-
-def epochs_within_budget(planned: int, epochs_done: int, elapsed_s: float, budget_s: float) -> int:
-    """The epochs a schedule keeps under a time budget: ``planned`` when they fit in ``BUDGET_MARGIN`` of
-    ``budget_s`` at the pace of the first ``epochs_done`` (``elapsed_s`` seconds), else as many as
-    fit, never fewer than the epochs already done."""
-    fitting = int(BUDGET_MARGIN * budget_s * epochs_done / max(elapsed_s, 1e-9))
-    return max(epochs_done, min(planned, fitting))
 
 
 def steps_per_epoch(num_clips: int, batch_size: int) -> int:
@@ -267,32 +253,10 @@ class EpochTrainer(CheckpointedRun):
             return True
         return False
 
-    def shorten_to_budget(self, budget_s: float, epochs_done: int, elapsed_s: float) -> None:
-        """End the schedule (``total_steps`` and every learning-rate schedule) after the epochs that fit
-        in ``budget_s`` at the pace of the first ``epochs_done``; the new end is kept in ``state.extra``
-        for a resumed run."""
-        epoch_steps = len(self.sampler)
-        planned = self.total_steps // epoch_steps
-        kept = epochs_within_budget(planned, epochs_done, elapsed_s, budget_s)
-        if kept == planned:
-            return
-        self.total_steps = kept * epoch_steps
-        self.state.extra["scheduled_steps"] = self.total_steps
-        for schedule in self.checkpoint_objects()["schedulers"].values():
-            shorten_schedule(schedule, self.total_steps)
-        self.logger.info("the time budget holds %d of the %d epochs (%.1f s an epoch): the learning-rate schedule "
-                         "now ends at step %d", kept, planned, elapsed_s / epochs_done, self.total_steps)
-
     def fit(self, max_minutes: float | None = None, stop_at_step: int | None = None) -> Path:
         """Train until the epochs run out, early stopping, the time budget, a signal or ``stop_at_step``;
-        then (unless stopped by a signal or ``stop_at_step``) write the final reports with :meth:`finish`.
-
-        A fresh run with ``max_minutes`` times its first epochs and, when the whole schedule would not
-        fit, shortens it (:meth:`shorten_to_budget`) so that its learning rate still decays to the end
-        within the budget; a resumed run keeps the schedule it had, and the budget only stops it."""
+        then (unless stopped by a signal or ``stop_at_step``) write the final reports with :meth:`finish`."""
         self.write_config()
-        self.total_steps = self.state.extra.get("scheduled_steps", self.total_steps)
-        sizing = max_minutes is not None and self.state.step == 0
         main = self.accelerator.is_main_process
         if main:
             self.logger.info("%s; %d train / %d val / %d test clips; %d steps", self.model_sizes(),
@@ -321,12 +285,6 @@ class EpochTrainer(CheckpointedRun):
                         break
                 if self.state.step % epoch_steps == 0:
                     finished_early = self.end_of_epoch(epoch)
-                    elapsed = time.monotonic() - self.started
-                    if sizing and elapsed >= BUDGET_TIMING_SHARE * 60 * max_minutes:
-                        self.shorten_to_budget(60 * max_minutes, epoch + 1, elapsed)
-                        last_step = min(self.total_steps, last_step)
-                        bar.total = self.total_steps
-                        sizing = False
                     self.save()
         bar.close()
         if stop.reason and self.state.step % epoch_steps:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from accelerate import Accelerator
+from transformers import get_cosine_schedule_with_warmup
 
 from mdm.errors import ConfigError
 from mdm.training.ema import EMA
@@ -39,45 +38,21 @@ class OptimConfig:
             raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
-class WarmupCosine:
-    """The learning-rate factor at a step: linear warm-up over ``min(warmup_steps, total_steps // 10)``
-    steps, then a cosine decay to 0 at ``total_steps`` (the values of transformers'
-    ``get_cosine_schedule_with_warmup``).
-
-    A callable object rather than a function, so that ``LambdaLR`` saves its length with the schedule
-    and :func:`shorten_schedule` can end it sooner (a time budget) and a resumed run keeps that end.
-    """
-
-    def __init__(self, warmup_steps: int, total_steps: int) -> None:
-        self.warmup_steps = warmup_steps
-        self.total_steps = max(total_steps, 1)
-
-    def __call__(self, step: int) -> float:
-        warmup = min(self.warmup_steps, self.total_steps // 10)
-        if step < warmup:
-            return step / max(1, warmup)
-        progress = (step - warmup) / max(1, self.total_steps - warmup)
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def shorten_schedule(schedule: Any, total_steps: int) -> None:
-    """End a :func:`make_optimizer` schedule (or Accelerate's wrapper of one) at ``total_steps``."""
-    for factor in getattr(schedule, "scheduler", schedule).lr_lambdas:
-        factor.total_steps = max(total_steps, 1)
-
-
 def make_optimizer(
     parameters: Iterable[torch.nn.Parameter], config: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``parameters`` (biases and norms without weight decay) and its
-    :class:`WarmupCosine` schedule over ``total_steps``."""
+    """AdamW over ``parameters`` (biases and norms without weight decay) and its schedule.
+
+    The schedule is transformers' ``get_cosine_schedule_with_warmup`` over ``total_steps``.
+    """
     decay, no_decay = [], []
     for parameter in parameters:
         if parameter.requires_grad:
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(config.warmup_steps, total_steps))
+    warmup = min(config.warmup_steps, max(total_steps // 10, 0))
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
 
 
 
