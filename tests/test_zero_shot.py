@@ -187,3 +187,7 @@ def test_the_command_writes_its_figures_and_refuses_bad_names(tmp_path: Path, mo
     with pytest.raises(ConfigError, match="no class"):
         zero_shot_main(common + ["--unseen", "fly", "--output-dir", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="train_on_validation"):
+        zero_shot_main(common + ["--unseen-count", "1", "--set", "train_on_validation=true",
+                                 "--output-dir", str(tmp_path / "refit")])
+    assert not (tmp_path / "refit").exists()

@@ -3,7 +3,8 @@
 1. :func:`train_on_seen`: the recognizer (alone, with the skeleton–text alignment head) is trained by
    :class:`imdm.training.cotrain.CoTrainer` on the seen classes' clips, validation included, and with
    the seen classes' texts only; then TDSM's denoiser (:mod:`imdm.zero_shot`) is trained on the
-   recognizer's pooled features of the seen training clips, conditioned on the seen texts.
+   recognizer's pooled features of the seen training clips, conditioned on the seen texts; the
+   generalized zero-shot gate's level is set on the seen classes' validation clips.
 2. :func:`evaluate_zero_shot`: the unseen classes' texts are encoded only now; every test clip is scored
    against every class by the text-prototype baseline and by TDSM.
 
@@ -35,6 +36,7 @@ from imdm.text_alignment import TextAlignment
 from imdm.training.building import encode_class_texts, pooled_features, save_text_embeddings
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
 from imdm.zero_shot import (
+    GATE_SEEN_SHARE,
     ClassSplit,
     TextFeatureDenoiser,
     gate_threshold,
@@ -49,6 +51,7 @@ from mdm.config import merge
 from mdm.data.dataset import MotionDataset
 from mdm.data.sources import load_training_data
 from mdm.data.transforms import ClipPipelineConfig
+from mdm.errors import ConfigError
 from mdm.text import ClassText, TextEncoder, class_texts
 
 logger = logging.getLogger("imdm.zero_shot")
@@ -172,6 +175,9 @@ def zero_shot(config: CoTrainConfig, split_of: Callable[[list[str]], ClassSplit]
         config: the recognizer's training settings (the generator is off; alignment on).
         split_of: ``class_names -> ClassSplit``, e.g. ``lambda names: ClassSplit.random(names, 3, seed)``.
     """
+    if config.train_on_validation:
+        raise ConfigError("a zero-shot run sets its seen/unseen gate on validation clips: train_on_validation "
+                          "leaves none")
     output_dir = Path(output_dir)
     dataset = load_training_data(config.data)
     split = split_of(list(dataset.class_names))
@@ -196,5 +202,7 @@ def summary_table(result: dict[str, Any]) -> str:
     lines = [f"{result['dataset']}: unseen {', '.join(result['unseen'])} ({result['unseen_test_clips']} test clips)",
              f"{'':<22}{'baseline':>10}{'TDSM':>10}"]
     lines += [f"{name:<22}{result['baseline'][key]:>10.2%}{result['tdsm'][key]:>10.2%}" for name, key in rows]
+    lines.append(f"GZSL gate: a clip goes to the seen classes when the recognizer's confidence is >= "
+                 f"{result['gate_threshold']:.3f} (that of {GATE_SEEN_SHARE:.0%} of the seen validation clips)")
     lines.append(f"training {result['train_minutes']:.1f} min; TDSM scoring {result['ms_per_clip']['tdsm']:.2f} ms a clip")
     return "\n".join(lines) + "\n"
