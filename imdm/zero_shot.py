@@ -238,8 +238,7 @@ def gate_threshold(val_confidence: np.ndarray) -> float:
     the level that keeps :data:`GATE_SEEN_SHARE` of the validation clips of seen classes (their
     confidences ``[V]``) on the seen side. Only seen classes' validation clips choose it."""
     if len(val_confidence) == 0:
-        raise ConfigError("the seen/unseen gate needs validation clips of the seen classes (train_on_validation "
-                          "leaves none)")
+        raise ConfigError("the seen/unseen gate needs validation clips of the seen classes; there are none")
     return float(np.quantile(val_confidence, 1.0 - GATE_SEEN_SHARE, method="lower"))
 
 
@@ -259,7 +258,8 @@ def zero_shot_metrics(scores: np.ndarray, labels: np.ndarray, split: ClassSplit,
     is_unseen = np.isin(labels, unseen)
     unseen_scores = scores[is_unseen][:, unseen]
     unseen_labels = np.searchsorted(unseen, labels[is_unseen])
-    predictions = np.where(seen_confidence(seen_logits) >= threshold, seen[seen_logits.argmax(1)], unseen[scores[:, unseen].argmax(1)])
+    to_seen = seen_confidence(seen_logits) >= threshold
+    predictions = np.where(to_seen, seen[seen_logits.argmax(1)], unseen[scores[:, unseen].argmax(1)])
     seen_acc = float(np.mean(predictions[~is_unseen] == labels[~is_unseen])) if np.any(~is_unseen) else float("nan")
     unseen_acc = float(np.mean(predictions[is_unseen] == labels[is_unseen]))
     harmonic = 0.0 if seen_acc + unseen_acc == 0 else 2 * seen_acc * unseen_acc / (seen_acc + unseen_acc)
