@@ -113,9 +113,9 @@ def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | 
     return finish_ensemble(out, spec)
 
 
-def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
-    """Choose the weights on validation, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
-    ``summary.txt`` and ``confusion_matrix.png``."""
+def member_scores(out: Path, spec: EnsembleSpec) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The finished members' class probabilities ``{"val", "test"}: [S, N, K]`` and labels ``[N]``, from
+    their ``scores.npz``; ConfigError when two members were evaluated on other clips."""
     scores = [np.load(out / folder / SCORES_FILE) for folder in spec.folders]
     for split in ("val", "test"):
         for member, code in zip(scores[1:], spec.streams[1:]):
@@ -123,6 +123,13 @@ def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
                 raise ConfigError(f"stream {code} was evaluated on other {split} clips than stream {spec.streams[0]}")
     probabilities = {split: np.stack([softmax(s[f"{split}_logits"]) for s in scores]) for split in ("val", "test")}
     labels = {split: scores[0][f"{split}_labels"] for split in ("val", "test")}
+    return probabilities, labels
+
+
+def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
+    """Choose the weights on validation, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
+    ``summary.txt`` and ``confusion_matrix.png``."""
+    probabilities, labels = member_scores(out, spec)
     spec.weights = choose_weights(probabilities["val"], labels["val"])
     spec.class_names = TrainedRecognizer.load(out / spec.folders[0]).class_names
     members = {code: {"val_top1": float(np.mean(p.argmax(1) == labels["val"])),
