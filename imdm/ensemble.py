@@ -1,8 +1,10 @@
 """An ensemble of separately trained recognizers, one per input stream, fused by weighted scores.
 
 The pyskl / CTR-GCN convention: joint, bone, joint-motion and bone-motion recognizers are
-trained apart; their class probabilities are summed with weights. Here the weights are chosen on
-the validation split only (:func:`choose_weights`). An ensemble folder::
+trained apart; their class probabilities are summed with weights. Here every stream weighs the same:
+on NW-UCLA's within-training-view folds equal weights beat weights searched on the validation
+split and pyskl's 2:2:1:1 (docs/results.md, "Recognition: four-stream ensembles"). An ensemble
+folder::
 
     ensemble.yaml          EnsembleSpec: streams, member folders, weights, class names
     <code>/recognizer/     each member's recognizer folder (inside its run folder <code>/)
@@ -10,7 +12,6 @@ the validation split only (:func:`choose_weights`). An ensemble folder::
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,6 @@ from mdm.errors import UserError
 from mdm.model_folder import model_folder
 
 ENSEMBLE_FILE = "ensemble.yaml"
-WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
-"""Candidate weights of each stream for :func:`choose_weights`."""
-MIN_GAIN_CLIPS = 2
-"""Validation clips a weighting must win over equal weights to replace them."""
 
 
 @dataclass
@@ -40,16 +37,15 @@ class EnsembleSpec:
     Attributes:
         streams: each member's stream code (``j``, ``b``, ``jm``, ``bm``).
         folders: each member's run folder, relative to the ensemble folder.
-        weights: each member's weight (empty until chosen).
+        weights: each member's weight (empty until the members are trained; 1 each, or what an
+            earlier version chose on validation).
         class_names: ``K`` names, the same for every member.
-        chosen_on: the split the weights were chosen on.
     """
 
     streams: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
-    chosen_on: str = "validation"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,38 +60,6 @@ def fuse_scores(probabilities: np.ndarray, weights: np.ndarray | list[float]) ->
     if weights.shape != probabilities.shape[:1] or weights.min() < 0 or weights.sum() <= 0:
         raise ValueError(f"need {probabilities.shape[0]} non-negative weights, not all zero; got {weights.tolist()}")
     return np.tensordot(weights / weights.sum(), probabilities, axes=1)
-
-
-def choose_weights(probabilities: np.ndarray, labels: np.ndarray,
-                   grid: tuple[float, ...] = WEIGHT_GRID) -> list[float]:
-    """The stream weights that fuse validation probabilities ``[S, N, K]`` best.
-
-    Every combination of ``grid`` values (not all zero) is scored by top-1 on ``labels`` ``[N]``;
-    ties go to the lower mean negative log-likelihood, then to the combination nearest to equal
-    weights. Equal weights stay unless the best combination classifies at least
-    :data:`MIN_GAIN_CLIPS` more validation clips correctly: on a small or saturated validation split
-    (every stream near 100%) a search over hundreds of weightings would otherwise fit noise, down to
-    keeping a single stream. Only validation scores may be passed: the choice is part of training.
-    """
-    labels = np.asarray(labels)
-    equal = [1.0] * probabilities.shape[0]
-    equal_correct = int(np.sum(fuse_scores(probabilities, equal).argmax(1) == labels))
-    best_key, best = None, None
-    for combination in itertools.product(grid, repeat=probabilities.shape[0]):
-        weights = np.asarray(combination)
-        if weights.sum() <= 0:
-            continue
-        fused = fuse_scores(probabilities, weights)
-        top1 = float(np.mean(fused.argmax(1) == labels))
-        nll = float(-np.mean(np.log(fused[np.arange(len(labels)), labels] + 1e-12)))
-        share = weights / weights.sum()
-        key = (-top1, round(nll, 9), float(np.abs(share - 1 / len(share)).sum()))
-        if best_key is None or key < best_key:
-            best_key, best = key, combination
-    assert best_key is not None and best is not None
-    if -best_key[0] * len(labels) - equal_correct < MIN_GAIN_CLIPS - 1e-9:
-        return equal
-    return [float(w) for w in best]
 
 
 class TrainedEnsemble:
@@ -153,7 +117,10 @@ def read_ensemble_spec(directory: str | Path) -> EnsembleSpec:
     path = Path(directory) / ENSEMBLE_FILE
     if not path.is_file():
         raise UserError(f"{directory}: not an ensemble folder (no {ENSEMBLE_FILE})")
-    return from_dict(EnsembleSpec, yaml.safe_load(path.read_text()), where=str(path))
+    values = yaml.safe_load(path.read_text())
+    if isinstance(values, dict):
+        values.pop("chosen_on", None)  # written by versions that chose the weights on validation; the weights stay
+    return from_dict(EnsembleSpec, values, where=str(path))
 
 
 def load_classifier(directory: str | Path, device: torch.device | str = "cpu") -> TrainedRecognizer | TrainedEnsemble:

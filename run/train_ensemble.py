@@ -1,4 +1,4 @@
-"""Train a stream ensemble: one recognizer per input stream, fused with weights chosen on validation.
+"""Train a stream ensemble: one recognizer per input stream, their class probabilities averaged.
 
 The `imdm-ensemble` command; the program is :mod:`imdm.commands.train_ensemble` (its docstring has the usage).
 """

@@ -1,4 +1,4 @@
-"""Stream ensembles: weights chosen on validation only, fusion, a folder that loads and predicts,
+"""Stream ensembles: fusion with equal weights, a folder that loads and predicts (old folders too),
 a tiny four-stream run that can be interrupted and continued."""
 
 import json
@@ -11,7 +11,7 @@ import pytest
 import yaml
 from toy_data import toy_archive
 
-from imdm.ensemble import TrainedEnsemble, choose_weights, fuse_scores, load_classifier
+from imdm.ensemble import ENSEMBLE_FILE, TrainedEnsemble, fuse_scores, load_classifier, read_ensemble_spec
 from imdm.training.cotrain import CoTrainConfig
 from imdm.training.ensemble import finish_ensemble, train_ensemble
 from mdm.config import merge
@@ -36,25 +36,6 @@ def test_fusion_is_the_weighted_mean_of_probabilities() -> None:
         fuse_scores(probabilities, [0.0, 0.0])
 
 
-def test_weights_follow_the_validation_scores_alone() -> None:
-    labels = np.array([0, 1, 2, 0, 1, 2])
-    right = _one_hot_scores([0, 1, 2, 0, 1, 2], confidence=0.6)
-    wrong = _one_hot_scores([1, 2, 0, 1, 2, 0], confidence=0.9)
-    val = np.stack([right, wrong])  # stream 0 is right on validation, stream 1 confidently wrong
-    weights = choose_weights(val, labels)
-    assert weights[0] > 0 and weights[1] == 0
-    # the same streams on test: stream 1 right, stream 0 wrong; had test scores been used the choice
-    # would flip, but weights are chosen from what is passed and only validation is passed
-    assert choose_weights(np.stack([wrong, right]), labels)[0] == 0
-
-
-def test_a_saturated_validation_split_keeps_equal_weights() -> None:
-    labels = np.array([0, 1, 2, 0, 1, 2])
-    sure, unsure = _one_hot_scores(labels.tolist(), confidence=0.95), _one_hot_scores(labels.tolist(), confidence=0.5)
-    # both streams classify every validation clip: no weighting wins a clip, so none replaces equal weights
-    assert choose_weights(np.stack([unsure, sure, unsure]), labels) == [1.0, 1.0, 1.0]
-
-
 def _config(archive: Path) -> CoTrainConfig:
     return merge(CoTrainConfig(), {
         "data": {"name": "archive", "root": str(archive)}, "pipeline": {"num_frames": 16},
@@ -64,7 +45,7 @@ def _config(archive: Path) -> CoTrainConfig:
     })
 
 
-def test_four_stream_run_continues_after_a_stop_chooses_weights_on_validation_and_loads(tmp_path: Path) -> None:
+def test_four_stream_run_continues_after_a_stop_fuses_with_equal_weights_and_loads(tmp_path: Path) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=16)
     out = tmp_path / "ensemble"
     config = _config(archive)
@@ -75,7 +56,7 @@ def test_four_stream_run_continues_after_a_stop_chooses_weights_on_validation_an
     assert metrics is not None
     assert (out / "j" / "generator").is_dir() and not (out / "b" / "generator").exists()
     assert yaml.safe_load((out / "b" / "config.yaml").read_text())["recognizer"]["overrides"]["streams"] == ["bone"]
-    assert metrics["weights_chosen_on"] == "validation" and len(metrics["weights"]) == 4
+    assert metrics["weights"] == [1.0] * 4 and metrics["validation_trained_on"] is False
     for code in streams:
         assert json.loads((out / code / "metrics.json").read_text())["test"]["top1"] == pytest.approx(
             metrics["members"][code]["test_top1"])
@@ -88,19 +69,25 @@ def test_four_stream_run_continues_after_a_stop_chooses_weights_on_validation_an
     assert probabilities.shape == (len(test.labels), 3) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
     assert np.isclose(np.mean(probabilities.argmax(1) == test.labels), metrics["test"]["top1"])
 
-    # test scores that would change the choice are ignored: the weights come from validation
+    # scores that would favour one stream do not move the weights: every stream weighs the same
     scores_file = out / "b" / "scores.npz"
     scores = dict(np.load(scores_file))
-    scores["test_logits"] = np.where(np.eye(3)[scores["test_labels"]] > 0, 50.0, -50.0)
+    for split in ("val", "test"):
+        scores[f"{split}_logits"] = np.where(np.eye(3)[scores[f"{split}_labels"]] > 0, 50.0, -50.0)
     np.savez(scores_file, **scores)
-    assert finish_ensemble(out, ensemble.spec)["weights"] == metrics["weights"]
+    assert finish_ensemble(out, ensemble.spec)["weights"] == [1.0] * 4
+
+    # a folder written when weights were chosen on validation loads with its saved weights
+    old = yaml.safe_load((out / ENSEMBLE_FILE).read_text()) | {"weights": [1.5, 1.0, 0.0, 0.5], "chosen_on": "validation"}
+    (out / ENSEMBLE_FILE).write_text(yaml.safe_dump(old))
+    assert read_ensemble_spec(out).weights == [1.5, 1.0, 0.0, 0.5]
 
     result = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(out),
                              "--json"], capture_output=True, text=True, check=True)
     assert len(json.loads(result.stdout)) == len(read_archive(archive).labels)
 
 
-def test_bad_stream_lists_and_a_refit_are_refused(tmp_path: Path) -> None:
+def test_bad_stream_lists_are_refused_and_a_refit_is_not(tmp_path: Path) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=4)
     with pytest.raises(ConfigError, match="unknown stream 'x'"):
         train_ensemble(_config(archive), ["j", "x"], tmp_path / "a", progress=False)
@@ -108,8 +95,9 @@ def test_bad_stream_lists_and_a_refit_are_refused(tmp_path: Path) -> None:
         train_ensemble(_config(archive), ["j", "j"], tmp_path / "a", progress=False)
     with pytest.raises(ConfigError, match="not among"):
         train_ensemble(_config(archive), ["j", "b"], tmp_path / "a", cotrain_streams=["bm"], progress=False)
-    with pytest.raises(ConfigError, match="train_on_validation"):
-        train_ensemble(merge(_config(archive), {"train_on_validation": True}), ["j"], tmp_path / "a", progress=False)
+    # equal weights need no held-out clips, so the final refit on training + validation may train an ensemble
+    refit = merge(_config(archive), {"train_on_validation": True})
+    assert train_ensemble(refit, ["j", "b"], tmp_path / "refit", max_minutes=0, progress=False) is None
     train_ensemble(_config(archive), ["j"], tmp_path / "b", max_minutes=0, progress=False)
     with pytest.raises(ConfigError, match="other settings"):
         train_ensemble(merge(_config(archive), {"epochs": 2}), ["j"], tmp_path / "b", progress=False)

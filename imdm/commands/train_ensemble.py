@@ -1,4 +1,4 @@
-"""Train a stream ensemble: one recognizer per input stream, fused with weights chosen on validation.
+"""Train a stream ensemble: one recognizer per input stream, their class probabilities averaged.
 
     python run/train_ensemble.py                                    # built-in data, four streams
     python run/train_ensemble.py --dataset nw-ucla --data-root datasets/NW-UCLA/all_sqe --streams j,b,jm,bm --set mixed_precision=bf16

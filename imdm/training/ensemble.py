@@ -1,12 +1,11 @@
-"""Training a stream ensemble: one co-training run per stream, then weights chosen on validation.
+"""Training a stream ensemble: one co-training run per stream, then their scores fused with equal weights.
 
 Each stream's recognizer is trained by :func:`imdm.training.cotrain.cotrain` in its own run folder
 ``<ensemble>/<code>/`` with ``recognizer.overrides.streams`` set to that stream; the generator
 trains alongside only for the streams listed in ``cotrain_streams``. A stream whose run folder
 already holds ``metrics.json`` is done, one with a checkpoint is resumed: running the same command
-again continues an interrupted ensemble. Once every stream is done, the fusion weights are chosen
-on the validation scores (``scores.npz``) alone and the ensemble is evaluated once on the test
-split::
+again continues an interrupted ensemble. Once every stream is done, the members' saved scores
+(``scores.npz``) are fused with equal weights and the ensemble is evaluated once on the test split::
 
     config.yaml            the members' shared settings
     ensemble.yaml          streams, member folders, weights (imdm.ensemble.EnsembleSpec)
@@ -28,7 +27,6 @@ from tqdm.auto import tqdm
 from imdm.bundle import TrainedRecognizer
 from imdm.ensemble import (
     EnsembleSpec,
-    choose_weights,
     fuse_scores,
     is_ensemble_folder,
     read_ensemble_spec,
@@ -66,13 +64,11 @@ def member_config(config: CoTrainConfig, code: str, cotrained: bool) -> CoTrainC
 def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | Path, *,
                    cotrain_streams: list[str] | None = None, max_minutes: float | None = None,
                    progress: bool = True) -> dict[str, Any] | None:
-    """Train (or continue) each stream's run, then choose weights and evaluate; the metrics, or
+    """Train (or continue) each stream's run, then fuse and evaluate; the metrics, or
     None when a time budget or a signal stopped a stream (run again to continue). ``max_minutes`` is
     shared: each stream's run gets an equal part of what is left of it when the stream starts."""
     cotrain_streams = list(cotrain_streams or [])
     check_streams(streams, cotrain_streams)
-    if config.train_on_validation:
-        raise ConfigError("train_on_validation leaves no unseen validation clips to choose the ensemble's weights on")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if is_ensemble_folder(out):
@@ -127,27 +123,29 @@ def member_scores(out: Path, spec: EnsembleSpec) -> tuple[dict[str, np.ndarray],
 
 
 def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
-    """Choose the weights on validation, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
+    """Fuse with equal weights, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
     ``summary.txt`` and ``confusion_matrix.png``."""
     probabilities, labels = member_scores(out, spec)
-    spec.weights = choose_weights(probabilities["val"], labels["val"])
+    spec.weights = [1.0] * len(spec.streams)
     spec.class_names = TrainedRecognizer.load(out / spec.folders[0]).class_names
     members = {code: {"val_top1": float(np.mean(p.argmax(1) == labels["val"])),
                       "test_top1": float(np.mean(t.argmax(1) == labels["test"]))}
                for code, p, t in zip(spec.streams, probabilities["val"], probabilities["test"])}
     fused = {split: fuse_scores(probabilities[split], spec.weights) for split in ("val", "test")}
     report = classification_summary(np.log(fused["test"] + 1e-12), labels["test"], spec.class_names)
-    metrics = {"streams": spec.streams, "weights": spec.weights, "weights_chosen_on": spec.chosen_on,
+    refit = bool(load_yaml(out / "config.yaml").get("train_on_validation", False))
+    metrics = {"streams": spec.streams, "weights": spec.weights, "validation_trained_on": refit,
                "members": members, "val_top1": float(np.mean(fused["val"].argmax(1) == labels["val"])),
                "test": report}
     write_ensemble_spec(spec, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion(np.array(report["confusion_matrix"]), spec.class_names, out / "confusion_matrix.png",
                    title=f"ensemble test top-1 {report['top1']:.1%}")
-    lines = [f"ensemble: {out}", "stream  weight  val top-1  test top-1"]
+    lines = [f"ensemble: {out}" + ("  (validation clips trained on: val top-1 is not held out)" if refit else ""),
+             "stream  weight  val top-1  test top-1"]
     lines += [f"{code:<7} {weight:6.2f}  {members[code]['val_top1']:9.2%}  {members[code]['test_top1']:10.2%}"
               for code, weight in zip(spec.streams, spec.weights)]
-    lines.append(f"fused   (weights chosen on validation)  {metrics['val_top1']:9.2%}  TEST {report['top1']:.2%}")
+    lines.append(f"fused   (equal weights)  {metrics['val_top1']:9.2%}  TEST {report['top1']:.2%}")
     summary = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(summary)
     print(summary)
