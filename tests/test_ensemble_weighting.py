@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.diagnostics.ensemble_weighting import grid_weights, main, weighting_report
-from imdm.ensemble import EnsembleSpec, write_ensemble_spec
+from imdm.ensemble import EnsembleSpec, softmax, write_ensemble_spec
 from imdm.training.cotrain import SCORES_FILE
 from mdm.errors import ConfigError
 
@@ -36,20 +36,14 @@ def _ensemble_folder(folder: Path, val: dict[str, list[int]], test: dict[str, li
     return folder
 
 
-def _one_hot_scores(predictions: list[int], num_classes: int = 3, confidence: float = 0.8) -> np.ndarray:
-    scores = np.full((len(predictions), num_classes), (1 - confidence) / (num_classes - 1))
-    scores[np.arange(len(predictions)), predictions] = confidence
-    return scores
-
-
 def test_the_grid_rule_follows_the_scores_it_is_given() -> None:
     labels = np.array([0, 1, 2, 0, 1, 2])
-    right = _one_hot_scores([0, 1, 2, 0, 1, 2], confidence=0.6)
-    wrong = _one_hot_scores([1, 2, 0, 1, 2, 0], confidence=0.9)
+    right = softmax(_logits([0, 1, 2, 0, 1, 2], margin=1.0))
+    wrong = softmax(_logits([1, 2, 0, 1, 2, 0], margin=3.0))
     weights = grid_weights(np.stack([right, wrong]), labels)  # stream 1 confidently wrong: dropped
     assert weights[0] > 0 and weights[1] == 0
     assert grid_weights(np.stack([wrong, right]), labels)[0] == 0
-    sure, unsure = _one_hot_scores(labels.tolist(), confidence=0.95), _one_hot_scores(labels.tolist(), confidence=0.5)
+    sure, unsure = softmax(_logits(labels.tolist(), margin=3.0)), softmax(_logits(labels.tolist(), margin=0.5))
     # every stream classifies every clip: no weighting wins a clip, so none replaces equal weights
     assert grid_weights(np.stack([unsure, sure, unsure]), labels) == [1.0, 1.0, 1.0]
 
