@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from benchmarks.mdm_suite import PublishedMDMReplica, cpu_autocast
 from imdm.bundle import RecognizerSpec, TrainedRecognizer
-from imdm.ensemble import EnsembleSpec, TrainedEnsemble
+from imdm.ensemble import TEST_TURNS, EnsembleSpec, TrainedEnsemble
 from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.onnx_export import export_onnx, graph_of, prepared_clips
 from imdm.training.cotrain import CoTrainConfig, CoTrainer
@@ -269,8 +269,8 @@ def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: M
         spec = RecognizerSpec(model_config, pipeline, list(dataset.class_names))
         members.append(TrainedRecognizer(spec, Recognizer(model_config)))
     ensemble = TrainedEnsemble(EnsembleSpec(streams=list(STREAM_CODES), folders=list(STREAM_CODES),
-                                            weights=[1.0] * len(members), class_names=list(dataset.class_names)),
-                               members)
+                                            weights=[1.0] * len(members), class_names=list(dataset.class_names),
+                                            turns=list(TEST_TURNS), up_axis=dataset.skeleton.up_axis), members)
     jobs, clips = {}, {}
     for batch in config.batches:
         count = max(batch, config.clips_per_run)

@@ -3,8 +3,10 @@
 The pyskl / CTR-GCN convention: joint, bone, joint-motion and bone-motion recognizers are
 trained apart; their class probabilities are summed with weights. Here every stream weighs the same:
 on NW-UCLA's within-training-view folds equal weights beat weights searched on the validation
-split and pyskl's 2:2:1:1 (docs/results.md, "Recognition: four-stream ensembles"). An ensemble
-folder::
+split and pyskl's 2:2:1:1 (docs/results.md, "Recognition: four-stream ensembles"). Each member also
+classifies every clip turned by :data:`TEST_TURNS` about the vertical axis and averages its
+probabilities over the turns (also decided on those folds; the left-right mirror was not kept). An
+ensemble folder::
 
     ensemble.yaml          EnsembleSpec: streams, member folders, weights, class names
     <code>/recognizer/     each member's recognizer folder (inside its run folder <code>/)
@@ -21,13 +23,17 @@ import yaml
 from torch.utils.data import DataLoader
 
 from imdm.bundle import TrainedRecognizer
+from imdm.models.recognizer import Recognizer
 from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
+from mdm.data.transforms import rotation_about_axis
 from mdm.errors import UserError
 from mdm.model_folder import model_folder
 
 ENSEMBLE_FILE = "ensemble.yaml"
+TEST_TURNS = (-20.0, 0.0, 20.0)
+"""Degrees about the vertical axis at which a new ensemble's members classify each prepared clip."""
 
 
 @dataclass
@@ -40,12 +46,17 @@ class EnsembleSpec:
         weights: each member's weight (empty until the members are trained; 1 each, or what an
             earlier version chose on validation).
         class_names: ``K`` names, the same for every member.
+        turns: degrees about the vertical axis at which each member classifies a prepared clip, its
+            probabilities averaged over them (``[0]``, the clip alone, in folders written before turns).
+        up_axis: the coordinate axis the turns are about (the skeleton's up axis).
     """
 
     streams: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    turns: list[float] = field(default_factory=lambda: [0.0])
+    up_axis: int = 1
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -62,6 +73,19 @@ def fuse_scores(probabilities: np.ndarray, weights: np.ndarray | list[float]) ->
     return np.tensordot(weights / weights.sum(), probabilities, axes=1)
 
 
+def turn_rotations(turns: list[float], up_axis: int) -> torch.Tensor:
+    """float32 ``[V, 3, 3]``: the rotation by each of ``turns`` (degrees) about axis ``up_axis``."""
+    return torch.from_numpy(np.stack([rotation_about_axis(np.deg2rad(t), up_axis) for t in turns])).float()
+
+
+def turned_probabilities(model: Recognizer, motion: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """``[B, K]``: ``model``'s class probabilities of prepared clips ``[B, ..., J, 3]`` averaged over
+    ``rotations`` ``[V, 3, 3]`` (every turned copy of the batch goes through the model in one pass)."""
+    views = torch.cat([motion @ rotation.T.to(motion) for rotation in rotations])
+    probabilities = model(views).logits.float().softmax(-1)
+    return probabilities.reshape(len(rotations), -1, probabilities.shape[-1]).mean(0)
+
+
 class TrainedEnsemble:
     """Classifies clips with every member and fuses their probabilities by the saved weights."""
 
@@ -76,12 +100,14 @@ class TrainedEnsemble:
         return self.spec.class_names
 
     @torch.no_grad()
-    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
-        """Fused class probabilities ``[N, K]``; members that share a clip pipeline share its batches."""
+    def member_probabilities(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
+        """Each member's class probabilities ``[S, N, K]``, averaged over the turns; members that share a
+        clip pipeline share its batches."""
         groups: dict[str, list[int]] = {}
         for index, member in enumerate(self.members):
             member.check_dataset(dataset)
             groups.setdefault(yaml.safe_dump(to_dict(member.spec.pipeline)), []).append(index)
+        rotations = turn_rotations(self.spec.turns, self.spec.up_axis)
         probabilities = np.zeros((len(self.members), len(dataset.labels), len(self.class_names)))
         for indices in groups.values():
             pipeline = self.members[indices[0]].spec.pipeline
@@ -91,17 +117,25 @@ class TrainedEnsemble:
             for batch in loader:
                 for index in indices:
                     member = self.members[index]
-                    logits = member.model(batch["motion"].to(member.device)).logits.float()
-                    probabilities[index, start:start + len(logits)] = logits.softmax(-1).cpu().numpy()
+                    turned = turned_probabilities(member.model, batch["motion"].to(member.device), rotations)
+                    probabilities[index, start:start + len(turned)] = turned.cpu().numpy()
                 start += len(batch["motion"])
-        return fuse_scores(probabilities, self.spec.weights)
+        return probabilities
+
+    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
+        """Fused class probabilities ``[N, K]``."""
+        return fuse_scores(self.member_probabilities(dataset, batch_size), self.spec.weights)
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedEnsemble:
         """Load an ensemble folder written by ``run/train_ensemble.py``."""
-        directory = Path(directory)
-        spec = read_ensemble_spec(directory)
-        members = [TrainedRecognizer.load(directory / folder, device=device) for folder in spec.folders]
+        return cls.load_members(read_ensemble_spec(directory), directory, device)
+
+    @classmethod
+    def load_members(cls, spec: EnsembleSpec, directory: str | Path,
+                     device: torch.device | str = "cpu") -> TrainedEnsemble:
+        """The ensemble of ``spec`` with its members loaded from their folders inside ``directory``."""
+        members = [TrainedRecognizer.load(Path(directory) / folder, device=device) for folder in spec.folders]
         return cls(spec, members)
 
 

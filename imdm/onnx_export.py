@@ -2,7 +2,8 @@
 
 The graph maps prepared clips, the evaluation pipeline's output (float32 ``[B, T, J, 3]``, or
 ``[B, M, T, J, 3]`` with several persons), to class probabilities ``[B, K]``: the softmax of the
-recognizer's logits or, for an ensemble, the members' probabilities averaged with its weights. The
+recognizer's logits or, for an ensemble, the members' probabilities (each averaged over the ensemble's
+turns of the clip) averaged with its weights. The
 batch size is free. The clip pipeline (resampling, centring, view normalisation) stays in Python:
 :func:`prepared_clips` gives the graph's input, and the JSON written beside the ``.onnx`` holds the
 pipeline settings, the input shape and the class names a deployment needs.
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from imdm.bundle import TrainedRecognizer
-from imdm.ensemble import TrainedEnsemble
+from imdm.ensemble import TrainedEnsemble, turn_rotations, turned_probabilities
 from mdm.config import to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
@@ -40,16 +41,18 @@ OPSET = 18
 
 
 class ProbabilityGraph(nn.Module):
-    """Class probabilities ``[B, K]`` of prepared clips: the weighted mean of the members' softmaxes."""
+    """Class probabilities ``[B, K]`` of prepared clips: the weighted mean of the members' softmaxes, each
+    averaged over the turns ``rotations`` ``[V, 3, 3]`` of the clip (:func:`imdm.ensemble.turned_probabilities`)."""
 
-    def __init__(self, members: list[nn.Module], weights: list[float]) -> None:
+    def __init__(self, members: list[nn.Module], weights: list[float], rotations: torch.Tensor) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         total = float(sum(weights))
         self.register_buffer("weights", torch.tensor([w / total for w in weights], dtype=torch.float32))
+        self.register_buffer("rotations", rotations.float())
 
     def forward(self, motion: torch.Tensor) -> torch.Tensor:
-        probabilities = [member(motion).logits.float().softmax(-1) for member in self.members]
+        probabilities = [turned_probabilities(member, motion, self.rotations) for member in self.members]
         return (torch.stack(probabilities, 0) * self.weights[:, None, None]).sum(0)
 
 
@@ -60,8 +63,10 @@ def graph_of(classifier: TrainedRecognizer | TrainedEnsemble) -> tuple[Probabili
         if len(pipelines) != 1:
             raise UserError("the ensemble's members prepare clips differently; export them one by one")
         members = [m.model.cpu().eval() for m in classifier.members]
-        return ProbabilityGraph(members, list(classifier.spec.weights)).eval(), classifier.members[0].spec.pipeline
-    return ProbabilityGraph([classifier.model.cpu().eval()], [1.0]).eval(), classifier.spec.pipeline
+        rotations = turn_rotations(classifier.spec.turns, classifier.spec.up_axis)
+        graph = ProbabilityGraph(members, list(classifier.spec.weights), rotations)
+        return graph.eval(), classifier.members[0].spec.pipeline
+    return ProbabilityGraph([classifier.model.cpu().eval()], [1.0], torch.eye(3)[None]).eval(), classifier.spec.pipeline
 
 
 def prepared_clips(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch_size: int = 64) -> np.ndarray:

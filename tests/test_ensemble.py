@@ -6,12 +6,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 import yaml
 from toy_data import toy_archive
 
-from imdm.ensemble import ENSEMBLE_FILE, TrainedEnsemble, fuse_scores, load_classifier, read_ensemble_spec
+from imdm.ensemble import (
+    ENSEMBLE_FILE,
+    TEST_TURNS,
+    TrainedEnsemble,
+    fuse_scores,
+    load_classifier,
+    read_ensemble_spec,
+    turn_rotations,
+    turned_probabilities,
+)
 from imdm.training.cotrain import CoTrainConfig
 from imdm.training.ensemble import finish_ensemble, train_ensemble
 from mdm.config import merge
@@ -36,6 +48,30 @@ def test_fusion_is_the_weighted_mean_of_probabilities() -> None:
         fuse_scores(probabilities, [0.0, 0.0])
 
 
+def test_turned_probabilities_average_the_turned_clips_in_one_pass() -> None:
+    calls: list[int] = []
+
+    class FirstJointHeading(torch.nn.Module):
+        """Two-class logits from the heading of joint 0 in the ground plane (x, z)."""
+
+        def forward(self, motion: torch.Tensor) -> SimpleNamespace:
+            calls.append(len(motion))
+            point = motion[:, 0, 0]
+            return SimpleNamespace(logits=torch.stack([point[:, 0], point[:, 2]], -1))
+
+    motion = torch.zeros(2, 4, 3, 3)
+    motion[:, :, 0] = torch.tensor([1.0, 0.5, 0.0])  # joint 0 along x, at height 0.5
+    rotations = turn_rotations([-90.0, 0.0, 90.0], up_axis=1)
+    assert torch.allclose(rotations[1], torch.eye(3)) and torch.allclose(rotations[2] @ rotations[0], torch.eye(3))
+    turned_x = rotations[2] @ torch.tensor([1.0, 0.5, 0.0])
+    assert torch.allclose(turned_x, torch.tensor([0.0, 0.5, -1.0]), atol=1e-6)  # the height stays
+    averaged = turned_probabilities(FirstJointHeading(), motion, rotations)
+    assert calls == [6]  # three turns of a batch of two in one forward pass
+    headings = [rotation @ torch.tensor([1.0, 0.5, 0.0]) for rotation in rotations]
+    expected = torch.stack([torch.stack([h[0], h[2]]).softmax(-1) for h in headings]).mean(0)
+    assert averaged.shape == (2, 2) and torch.allclose(averaged, expected.expand(2, 2), atol=1e-6)
+
+
 def _config(archive: Path) -> CoTrainConfig:
     return merge(CoTrainConfig(), {
         "data": {"name": "archive", "root": str(archive)}, "pipeline": {"num_frames": 16},
@@ -57,6 +93,7 @@ def test_four_stream_run_continues_after_a_stop_fuses_with_equal_weights_and_loa
     assert (out / "j" / "generator").is_dir() and not (out / "b" / "generator").exists()
     assert yaml.safe_load((out / "b" / "config.yaml").read_text())["recognizer"]["overrides"]["streams"] == ["bone"]
     assert metrics["weights"] == [1.0] * 4 and metrics["validation_trained_on"] is False
+    assert metrics["turns"] == list(TEST_TURNS)
     for code in streams:
         assert json.loads((out / code / "metrics.json").read_text())["test"]["top1"] == pytest.approx(
             metrics["members"][code]["test_top1"])
@@ -75,12 +112,15 @@ def test_four_stream_run_continues_after_a_stop_fuses_with_equal_weights_and_loa
     for split in ("val", "test"):
         scores[f"{split}_logits"] = np.where(np.eye(3)[scores[f"{split}_labels"]] > 0, 50.0, -50.0)
     np.savez(scores_file, **scores)
-    assert finish_ensemble(out, ensemble.spec)["weights"] == [1.0] * 4
+    assert finish_ensemble(out, ensemble.spec, config)["weights"] == [1.0] * 4
 
-    # a folder written when weights were chosen on validation loads with its saved weights
+    # a folder written when weights were chosen on validation, before turns, loads with its saved weights
+    # and classifies each clip alone
     old = yaml.safe_load((out / ENSEMBLE_FILE).read_text()) | {"weights": [1.5, 1.0, 0.0, 0.5], "chosen_on": "validation"}
+    for written_later in ("turns", "up_axis"):
+        old.pop(written_later)
     (out / ENSEMBLE_FILE).write_text(yaml.safe_dump(old))
-    assert read_ensemble_spec(out).weights == [1.5, 1.0, 0.0, 0.5]
+    assert read_ensemble_spec(out).weights == [1.5, 1.0, 0.0, 0.5] and read_ensemble_spec(out).turns == [0.0]
 
     result = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(out),
                              "--json"], capture_output=True, text=True, check=True)
@@ -119,7 +159,7 @@ def test_a_time_budget_is_shared_by_the_streams_still_to_train(tmp_path: Path,
         return run
 
     monkeypatch.setattr(ensemble_run, "cotrain", finished_at_once)
-    monkeypatch.setattr(ensemble_run, "finish_ensemble", lambda out, spec: {"streams": spec.streams})
+    monkeypatch.setattr(ensemble_run, "finish_ensemble", lambda out, spec, config: {"streams": spec.streams})
     assert train_ensemble(_config(archive), ["j", "b", "jm", "bm"], tmp_path / "ens", max_minutes=40,
                           progress=False) == {"streams": ["j", "b", "jm", "bm"]}
     # a quarter of the budget to the first stream; what a stream leaves unused passes to the next ones

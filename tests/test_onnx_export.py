@@ -47,11 +47,14 @@ def test_a_recognizer_and_an_ensemble_export_with_pytorch_probabilities(tmp_path
     assert description["class_names"] == single.class_names and description["input"]["shape"][1:] == [16, 20, 3]
 
     members = [recognizer(dataset, 1, ["joint"]), recognizer(dataset, 2, ["bone"])]
-    spec = EnsembleSpec(streams=["j", "b"], folders=["j", "b"], weights=[2.0, 1.0], class_names=single.class_names)
+    spec = EnsembleSpec(streams=["j", "b"], folders=["j", "b"], weights=[2.0, 1.0], class_names=single.class_names,
+                        turns=[-20.0, 0.0, 20.0])
     ensemble = TrainedEnsemble(spec, members)
     path = export_onnx(ensemble, tmp_path / "ensemble.onnx", clips)
     np.testing.assert_allclose(onnx_probabilities(path, clips), ensemble.predict(dataset), atol=1e-5)
     assert graph_of(ensemble)[0].weights.tolist() == pytest.approx([2 / 3, 1 / 3])
+    alone = TrainedEnsemble(replace(spec, turns=[0.0]), members).predict(dataset)
+    assert not np.allclose(alone, ensemble.predict(dataset), atol=1e-5)  # the turns are in the graph
 
 
 def test_the_command_checks_parity_and_refuses_a_bad_name(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ alone unless the stream is listed in --cotrain-streams. Running the same command
 --max-minutes is the whole ensemble's: each stream stops at an equal share of what is left when it
 starts (and reports what it reached), so every stream gets its turn within the budget. Every
 other setting is the main job's (--preset, --config, --set, as in run/mdm_imdm_cotrain.py).
+The ensemble averages the streams' probabilities with equal weights, each stream's averaged over
+the clip turned by -20, 0 and +20 degrees about the vertical axis (imdm.ensemble.TEST_TURNS).
 """
 
 from __future__ import annotations

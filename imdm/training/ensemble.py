@@ -4,8 +4,10 @@ Each stream's recognizer is trained by :func:`imdm.training.cotrain.cotrain` in 
 ``<ensemble>/<code>/`` with ``recognizer.overrides.streams`` set to that stream; the generator
 trains alongside only for the streams listed in ``cotrain_streams``. A stream whose run folder
 already holds ``metrics.json`` is done, one with a checkpoint is resumed: running the same command
-again continues an interrupted ensemble. Once every stream is done, the members' saved scores
-(``scores.npz``) are fused with equal weights and the ensemble is evaluated once on the test split::
+again continues an interrupted ensemble. Once every stream is done, the members classify the
+validation and test clips at each of :data:`imdm.ensemble.TEST_TURNS`, their probabilities are fused
+with equal weights and the ensemble is evaluated once on the test split (each member's own figures,
+the clip alone, come from its saved ``scores.npz``)::
 
     config.yaml            the members' shared settings
     ensemble.yaml          streams, member folders, weights (imdm.ensemble.EnsembleSpec)
@@ -26,8 +28,9 @@ from tqdm.auto import tqdm
 
 from imdm.bundle import TrainedRecognizer
 from imdm.ensemble import (
+    TEST_TURNS,
     EnsembleSpec,
-    fuse_scores,
+    TrainedEnsemble,
     is_ensemble_folder,
     read_ensemble_spec,
     softmax,
@@ -35,6 +38,7 @@ from imdm.ensemble import (
 )
 from imdm.training.cotrain import SCORES_FILE, CoTrainConfig, cotrain
 from mdm.config import from_dict, load_yaml, merge, save_yaml, to_dict
+from mdm.data.sources import load_training_data
 from mdm.data.streams import STREAM_CODES, stream_name
 from mdm.errors import ConfigError
 from mdm.evaluation.metrics import classification_summary, plot_confusion
@@ -106,7 +110,7 @@ def train_ensemble(config: CoTrainConfig, streams: list[str], output_dir: str | 
     if not all((out / code / "metrics.json").is_file() for code in streams):
         logger.warning("the ensemble is not finished; run the same command again to continue")
         return None
-    return finish_ensemble(out, spec)
+    return finish_ensemble(out, spec, config)
 
 
 def member_scores(out: Path, spec: EnsembleSpec) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -122,19 +126,32 @@ def member_scores(out: Path, spec: EnsembleSpec) -> tuple[dict[str, np.ndarray],
     return probabilities, labels
 
 
-def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
-    """Fuse with equal weights, evaluate once on test, write ``ensemble.yaml``, ``metrics.json``,
-    ``summary.txt`` and ``confusion_matrix.png``."""
+def finish_ensemble(out: Path, spec: EnsembleSpec, config: CoTrainConfig) -> dict[str, Any]:
+    """Fuse with equal weights, each member averaged over :data:`~imdm.ensemble.TEST_TURNS`; evaluate once
+    on test; write ``ensemble.yaml``, ``metrics.json``, ``summary.txt`` and ``confusion_matrix.png``.
+
+    The members' own figures are their saved scores (the clip alone); the fused ones come from the
+    members classifying ``config.data``'s validation and test clips again at every turn.
+    """
     probabilities, labels = member_scores(out, spec)
+    dataset = load_training_data(config.data)
     spec.weights = [1.0] * len(spec.streams)
-    spec.class_names = TrainedRecognizer.load(out / spec.folders[0]).class_names
+    spec.turns, spec.up_axis = list(TEST_TURNS), dataset.skeleton.up_axis
+    ensemble = TrainedEnsemble.load_members(spec, out)
+    spec.class_names = ensemble.members[0].class_names
+    saved = np.load(out / spec.folders[0] / SCORES_FILE)
+    fused = {}
+    for split in ("val", "test"):
+        clips = dataset.split_subset(split)
+        if not np.array_equal(np.asarray(clips.clip_ids, dtype=str), saved[f"{split}_clip_ids"]):
+            raise ConfigError(f"{out}: the {split} clips read now are not those the streams were scored on")
+        fused[split] = ensemble.predict(clips)
     members = {code: {"val_top1": float(np.mean(p.argmax(1) == labels["val"])),
                       "test_top1": float(np.mean(t.argmax(1) == labels["test"]))}
                for code, p, t in zip(spec.streams, probabilities["val"], probabilities["test"])}
-    fused = {split: fuse_scores(probabilities[split], spec.weights) for split in ("val", "test")}
     report = classification_summary(np.log(fused["test"] + 1e-12), labels["test"], spec.class_names)
     refit = bool(load_yaml(out / "config.yaml").get("train_on_validation", False))
-    metrics = {"streams": spec.streams, "weights": spec.weights, "validation_trained_on": refit,
+    metrics = {"streams": spec.streams, "weights": spec.weights, "turns": spec.turns, "validation_trained_on": refit,
                "members": members, "val_top1": float(np.mean(fused["val"].argmax(1) == labels["val"])),
                "test": report}
     write_ensemble_spec(spec, out)
@@ -145,7 +162,9 @@ def finish_ensemble(out: Path, spec: EnsembleSpec) -> dict[str, Any]:
              "stream  weight  val top-1  test top-1"]
     lines += [f"{code:<7} {weight:6.2f}  {members[code]['val_top1']:9.2%}  {members[code]['test_top1']:10.2%}"
               for code, weight in zip(spec.streams, spec.weights)]
-    lines.append(f"fused   (equal weights)  {metrics['val_top1']:9.2%}  TEST {report['top1']:.2%}")
+    turns = "/".join(f"{turn:g}" for turn in spec.turns)
+    lines.append(f"fused   (equal weights, turns {turns} degrees)  {metrics['val_top1']:9.2%}  "
+                 f"TEST {report['top1']:.2%}")
     summary = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(summary)
     print(summary)

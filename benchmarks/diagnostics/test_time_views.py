@@ -1,0 +1,114 @@
+"""DIAGNOSTIC: does averaging a stream ensemble over extra views of each test clip classify better.
+
+    python benchmarks/diagnostics/test_time_views.py ENS_SEED0 ENS_SEED1 ENS_SEED2 [--json FILE]
+
+Each argument is a finished ensemble folder (``run/train_ensemble.py``); its dataset is read again
+from the folder's ``config.yaml`` (a relative data root from the working directory). Every member
+classifies the test clips, after the evaluation pipeline (centred, view-normalised), as they are and
+as extra views; its probabilities are averaged over the views, then the members are fused with
+equal weights (what ensembles do; folders written before that rule saved other weights, not used here):
+
+- ``none``: the clip alone;
+- ``mirror``: the clip and its left-right mirror (lateral coordinate negated, left and right joints
+  swapped; measured and not kept);
+- ``turns``: the clip turned by each of :data:`imdm.ensemble.TEST_TURNS` about the vertical axis (what
+  ensembles do since this comparison).
+
+The comparison was decided on a within-training-view fold's test view; read on a benchmark's real
+test split it reports what the views give there, and must not choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from imdm.bundle import TrainedRecognizer
+from imdm.ensemble import TEST_TURNS, TrainedEnsemble, fuse_scores
+from mdm.cli import run_main
+from mdm.config import from_dict, load_yaml
+from mdm.data.sources import DataConfig, load_training_data
+from mdm.data.transforms import lateral_axis
+from mdm.errors import ConfigError
+from mdm.skeleton import Skeleton
+
+VIEW_SETS = ("none", "mirror", "turns")
+
+
+def mirrored(motion: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """``motion`` ``[..., J, 3]`` mirrored left to right: lateral coordinate negated, mirror pairs swapped."""
+    out = motion[..., torch.from_numpy(skeleton.mirror_permutation), :].clone()
+    out[..., lateral_axis(skeleton.up_axis)] *= -1
+    return out
+
+
+class MirroredInput(nn.Module):
+    """A recognizer that classifies the mirror of its input."""
+
+    def __init__(self, model: nn.Module, skeleton: Skeleton) -> None:
+        super().__init__()
+        self.model = model
+        self.skeleton = skeleton
+
+    def forward(self, motion: torch.Tensor) -> object:
+        return self.model(mirrored(motion, self.skeleton))
+
+
+def view_probabilities(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``{view_set: [S, N, K]}`` member probabilities on the folder's test split and its labels ``[N]``."""
+    ensemble = TrainedEnsemble.load(folder)
+    data_config = from_dict(DataConfig, load_yaml(folder / "config.yaml")["data"], where=str(folder / "config.yaml"))
+    dataset = load_training_data(data_config)
+    test = dataset.split_subset("test")
+    saved = np.load(folder / ensemble.spec.folders[0] / "scores.npz")
+    if not np.array_equal(np.asarray(test.clip_ids, dtype=str), saved["test_clip_ids"]):
+        raise ConfigError(f"{folder}: the data read now is not the test split the ensemble was scored on")
+    alone = replace(ensemble.spec, turns=[0.0], up_axis=test.skeleton.up_axis)
+    turns = replace(alone, turns=list(TEST_TURNS))
+    mirror = [TrainedRecognizer(m.spec, MirroredInput(m.model, test.skeleton)) for m in ensemble.members]
+    none = TrainedEnsemble(alone, ensemble.members).member_probabilities(test)
+    return {
+        "none": none,
+        "mirror": (none + TrainedEnsemble(alone, mirror).member_probabilities(test)) / 2,
+        "turns": TrainedEnsemble(turns, ensemble.members).member_probabilities(test),
+    }, np.asarray(test.labels)
+
+
+def view_report(folder: str | Path) -> dict[str, float]:
+    """``{view_set: test top-1}`` of one finished ensemble folder."""
+    probabilities, labels = view_probabilities(Path(folder))
+    weights = [1.0] * len(probabilities["none"])
+    return {name: float(np.mean(fuse_scores(probabilities[name], weights).argmax(1) == labels)) for name in VIEW_SETS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ensembles", nargs="+", help="finished ensemble folders")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    reports = {}
+    for folder in args.ensembles:
+        reports[folder] = view_report(folder)
+        print(folder, "  ".join(f"{name} {top1:.2%}" for name, top1 in reports[folder].items()), flush=True)
+    top1 = {name: np.array([report[name] for report in reports.values()]) * 100 for name in VIEW_SETS}
+    ddof = min(1, len(reports) - 1)
+    print("mean over folders (test top-1; paired difference from none, t):")
+    for name in VIEW_SETS:
+        difference = top1[name] - top1["none"]
+        spread = difference.std(ddof=ddof)
+        t = difference.mean() / (spread / np.sqrt(len(difference))) if spread > 0 else float("nan")
+        print(f"  {name:<7} {top1[name].mean():.2f} ± {top1[name].std(ddof=ddof):.2f}%  "
+              f"{difference.mean():+.2f} ± {spread:.2f}  t = {t:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
