@@ -256,8 +256,9 @@ def _published_denoiser_step(config: SuiteConfig, generator: torch.Generator) ->
 
 def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: MotionDataset) -> dict[str, object]:
     """ms per clip of ``TrainedEnsemble.predict`` (joint, bone, joint-motion and bone-motion members of
-    ``preset``, untrained) and of the joint member's own ``TrainedRecognizer.predict`` on ``dataset``,
-    clip pipeline included, at each of ``config.batches``; ``ensemble_over_stream`` is their ratio."""
+    ``preset``, untrained; with the test-time turns, and ``ensemble_alone`` without them) and of the joint
+    member's own ``TrainedRecognizer.predict`` on ``dataset``, clip pipeline included, at each of
+    ``config.batches``; ``ensemble_over_stream`` and ``ensemble_alone_over_stream`` are the ratios."""
     pipeline = replace(recognition_pipeline(), num_frames=frames)
     members = []
     for code in STREAM_CODES:
@@ -271,18 +272,21 @@ def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: M
     ensemble = TrainedEnsemble(EnsembleSpec(streams=list(STREAM_CODES), folders=list(STREAM_CODES),
                                             weights=[1.0] * len(members), class_names=list(dataset.class_names),
                                             turns=list(TEST_TURNS), up_axis=dataset.skeleton.up_axis), members)
+    ensemble_alone = TrainedEnsemble(replace(ensemble.spec, turns=[0.0]), members)
     jobs, clips = {}, {}
     for batch in config.batches:
         count = max(batch, config.clips_per_run)
         subset = dataset.subset(np.arange(count) % len(dataset))
         jobs[("ensemble", batch)] = lambda s=subset, b=batch: ensemble.predict(s, batch_size=b)
+        jobs[("ensemble_alone", batch)] = lambda s=subset, b=batch: ensemble_alone.predict(s, batch_size=b)
         jobs[("stream", batch)] = lambda s=subset, b=batch: members[0].predict(s, batch_size=b)
         clips[batch] = count
     entry: dict[str, object] = {"streams": list(STREAM_CODES), "frames": frames}
     for (name, batch), seconds in _time_round_robin(jobs, config.warmup, config.repeats).items():
         _record(entry, f"{name}_ms_per_clip_b{batch}", seconds, 1000.0 / clips[batch])
-    entry["ensemble_over_stream"] = {f"b{b}": _figure(entry[f"ensemble_ms_per_clip_b{b}"] /
-                                                      entry[f"stream_ms_per_clip_b{b}"]) for b in config.batches}
+    for name in ("ensemble", "ensemble_alone"):
+        entry[f"{name}_over_stream"] = {f"b{b}": _figure(entry[f"{name}_ms_per_clip_b{b}"] /
+                                                         entry[f"stream_ms_per_clip_b{b}"]) for b in config.batches}
     return entry
 
 

@@ -114,6 +114,16 @@ def test_four_stream_run_continues_after_a_stop_fuses_with_equal_weights_and_loa
     np.savez(scores_file, **scores)
     assert finish_ensemble(out, ensemble.spec, config)["weights"] == [1.0] * 4
 
+    command = [sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(out), "--json"]
+    turned = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    alone = json.loads(subprocess.run(command + ["--no-turns"], capture_output=True, text=True, check=True).stdout)
+    assert len(turned) == len(alone) == len(read_archive(archive).labels)
+    confidence = [[row["predictions"][0]["confidence"] for row in rows] for rows in (turned, alone)]
+    assert not np.allclose(*confidence)  # the turns change the probabilities
+    refused = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint",
+                              str(out / "j"), "--no-turns"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "applies to an ensemble folder" in refused.stderr
+
     # a folder written when weights were chosen on validation, before turns, loads with its saved weights
     # and classifies each clip alone
     old = yaml.safe_load((out / ENSEMBLE_FILE).read_text()) | {"weights": [1.5, 1.0, 0.0, 0.5], "chosen_on": "validation"}
@@ -121,10 +131,6 @@ def test_four_stream_run_continues_after_a_stop_fuses_with_equal_weights_and_loa
         old.pop(written_later)
     (out / ENSEMBLE_FILE).write_text(yaml.safe_dump(old))
     assert read_ensemble_spec(out).weights == [1.5, 1.0, 0.0, 0.5] and read_ensemble_spec(out).turns == [0.0]
-
-    result = subprocess.run([sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(out),
-                             "--json"], capture_output=True, text=True, check=True)
-    assert len(json.loads(result.stdout)) == len(read_archive(archive).labels)
 
 
 def test_bad_stream_lists_are_refused_and_a_refit_is_not(tmp_path: Path) -> None:
