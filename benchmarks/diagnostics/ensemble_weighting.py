@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ import numpy as np
 from imdm.ensemble import fuse_scores, read_ensemble_spec
 from imdm.training.ensemble import member_scores
 from mdm.cli import run_main
+
+# benchmarks/ is not installed: the repository root on the path lets the shared diagnostic helpers import.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.diagnostics.paired import print_paired  # noqa: E402
 
 CONVENTION_WEIGHTS = {"j": 2.0, "b": 2.0, "jm": 1.0, "bm": 1.0}
 """The ``2:2:1:1`` rule's weight per stream code."""
@@ -96,12 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(folder)
         for rule, row in report.items():
             print(f"  {rule:<11} weights {row['weights']}  test top-1 {row['test_top1']:.2%}")
-    top1 = {rule: np.array([report[rule]["test_top1"] for report in reports.values()]) * 100 for rule in RULES}
-    print("mean over folders (test top-1, paired difference from the validation rule):")
-    for rule in RULES:
-        difference = top1[rule] - top1["validation"]
-        print(f"  {rule:<11} {top1[rule].mean():.2f} ± {top1[rule].std(ddof=min(1, len(difference) - 1)):.2f}%"
-              f"  {difference.mean():+.2f} ± {difference.std(ddof=min(1, len(difference) - 1)):.2f}")
+    print_paired({rule: np.array([report[rule]["test_top1"] for report in reports.values()]) * 100 for rule in RULES},
+                 "validation")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2))
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,10 @@ from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import lateral_axis
 from mdm.errors import ConfigError
 from mdm.skeleton import Skeleton
+
+# benchmarks/ is not installed: the repository root on the path lets the shared diagnostic helpers import.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.diagnostics.paired import print_paired  # noqa: E402
 
 VIEW_SETS = ("none", "mirror", "turns")
 
@@ -96,15 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.ensembles:
         reports[folder] = view_report(folder)
         print(folder, "  ".join(f"{name} {top1:.2%}" for name, top1 in reports[folder].items()), flush=True)
-    top1 = {name: np.array([report[name] for report in reports.values()]) * 100 for name in VIEW_SETS}
-    ddof = min(1, len(reports) - 1)
-    print("mean over folders (test top-1; paired difference from none, t):")
-    for name in VIEW_SETS:
-        difference = top1[name] - top1["none"]
-        spread = difference.std(ddof=ddof)
-        t = difference.mean() / (spread / np.sqrt(len(difference))) if spread > 0 else float("nan")
-        print(f"  {name:<7} {top1[name].mean():.2f} ± {top1[name].std(ddof=ddof):.2f}%  "
-              f"{difference.mean():+.2f} ± {spread:.2f}  t = {t:.2f}")
+    print_paired({name: np.array([report[name] for report in reports.values()]) * 100 for name in VIEW_SETS}, "none")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2))
     return 0
