@@ -4,8 +4,8 @@
     python run/recognize.py --checkpoint outputs/train_ensemble/procedural-cpu-seed0 clips.npz [--no-turns]
 
 An ensemble classifies each clip as it is and turned by -20 and +20 degrees about the vertical
-axis (imdm.ensemble.TEST_TURNS); --no-turns classifies each clip alone, about 1.3 times faster at
-batch 1 and 4 times at batch 64, and about 0.4 points less accurate on NW-UCLA (docs/results.md).
+axis (imdm.ensemble.TEST_TURNS); --no-turns classifies each clip alone, about 1.4 times faster at
+batch 1 and 3.4 times at batch 64, and 0.3-0.4 points less accurate on NW-UCLA (docs/results.md).
 """
 
 from __future__ import annotations
