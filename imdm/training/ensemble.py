@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from imdm.bundle import TrainedRecognizer
 from imdm.ensemble import (
     TEST_TURNS,
     EnsembleSpec,
