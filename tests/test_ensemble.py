@@ -1,11 +1,10 @@
-"""Stream ensembles: fusion with equal weights, a folder that loads and predicts (old folders too),
-a tiny four-stream run that can be interrupted and continued."""
+"""Stream ensembles: fusion with equal weights, test-time turns, a folder that loads and predicts (old
+folders too), a tiny four-stream run that can be interrupted and continued."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import numpy as np
