@@ -32,11 +32,11 @@ from torch import nn
 
 from imdm.bundle import TrainedRecognizer
 from imdm.ensemble import TEST_TURNS, TrainedEnsemble, fuse_scores
+from imdm.training.ensemble import scored_clips
 from mdm.cli import run_main
 from mdm.config import from_dict, load_yaml
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import lateral_axis
-from mdm.errors import ConfigError
 from mdm.skeleton import Skeleton
 
 # benchmarks/ is not installed: the repository root on the path lets the shared diagnostic helpers import.
@@ -70,10 +70,7 @@ def view_probabilities(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]
     ensemble = TrainedEnsemble.load(folder)
     data_config = from_dict(DataConfig, load_yaml(folder / "config.yaml")["data"], where=str(folder / "config.yaml"))
     dataset = load_training_data(data_config)
-    test = dataset.split_subset("test")
-    saved = np.load(folder / ensemble.spec.folders[0] / "scores.npz")
-    if not np.array_equal(np.asarray(test.clip_ids, dtype=str), saved["test_clip_ids"]):
-        raise ConfigError(f"{folder}: the data read now is not the test split the ensemble was scored on")
+    test = scored_clips(folder, ensemble.spec, dataset, "test")
     alone = replace(ensemble.spec, turns=[0.0], up_axis=test.skeleton.up_axis)
     turns = replace(alone, turns=list(TEST_TURNS))
     mirror = [TrainedRecognizer(m.spec, MirroredInput(m.model, test.skeleton)) for m in ensemble.members]

@@ -37,6 +37,7 @@ from imdm.ensemble import (
 )
 from imdm.training.cotrain import SCORES_FILE, CoTrainConfig, cotrain
 from mdm.config import from_dict, load_yaml, merge, save_yaml, to_dict
+from mdm.data.dataset import MotionDataset
 from mdm.data.sources import load_training_data
 from mdm.data.streams import STREAM_CODES, stream_name
 from mdm.errors import ConfigError
@@ -125,6 +126,16 @@ def member_scores(out: Path, spec: EnsembleSpec) -> tuple[dict[str, np.ndarray],
     return probabilities, labels
 
 
+def scored_clips(out: Path, spec: EnsembleSpec, dataset: MotionDataset, split: str) -> MotionDataset:
+    """``dataset``'s ``split`` clips (``val`` or ``test``); ConfigError unless they are the clips the
+    ensemble's streams were scored on (their ``scores.npz``)."""
+    clips = dataset.split_subset(split)
+    saved = np.load(out / spec.folders[0] / SCORES_FILE)[f"{split}_clip_ids"]
+    if not np.array_equal(np.asarray(clips.clip_ids, dtype=str), saved):
+        raise ConfigError(f"{out}: the {split} clips read now are not those the streams were scored on")
+    return clips
+
+
 def finish_ensemble(out: Path, spec: EnsembleSpec, config: CoTrainConfig) -> dict[str, Any]:
     """Fuse with equal weights, each member averaged over :data:`~imdm.ensemble.TEST_TURNS`; evaluate once
     on test; write ``ensemble.yaml``, ``metrics.json``, ``summary.txt`` and ``confusion_matrix.png``.
@@ -138,18 +149,12 @@ def finish_ensemble(out: Path, spec: EnsembleSpec, config: CoTrainConfig) -> dic
     spec.turns, spec.up_axis = list(TEST_TURNS), dataset.skeleton.up_axis
     ensemble = TrainedEnsemble.load_members(spec, out)
     spec.class_names = ensemble.members[0].class_names
-    saved = np.load(out / spec.folders[0] / SCORES_FILE)
-    fused = {}
-    for split in ("val", "test"):
-        clips = dataset.split_subset(split)
-        if not np.array_equal(np.asarray(clips.clip_ids, dtype=str), saved[f"{split}_clip_ids"]):
-            raise ConfigError(f"{out}: the {split} clips read now are not those the streams were scored on")
-        fused[split] = ensemble.predict(clips)
+    fused = {split: ensemble.predict(scored_clips(out, spec, dataset, split)) for split in ("val", "test")}
     members = {code: {"val_top1": float(np.mean(p.argmax(1) == labels["val"])),
                       "test_top1": float(np.mean(t.argmax(1) == labels["test"]))}
                for code, p, t in zip(spec.streams, probabilities["val"], probabilities["test"])}
     report = classification_summary(np.log(fused["test"] + 1e-12), labels["test"], spec.class_names)
-    refit = bool(load_yaml(out / "config.yaml").get("train_on_validation", False))
+    refit = config.train_on_validation
     metrics = {"streams": spec.streams, "weights": spec.weights, "turns": spec.turns, "validation_trained_on": refit,
                "members": members, "val_top1": float(np.mean(fused["val"].argmax(1) == labels["val"])),
                "test": report}
