@@ -39,9 +39,12 @@ def test_the_clip_alone_reproduces_the_ensemble_and_every_view_set_is_scored(tmp
     metrics = train_ensemble(config, ["j", "b"], tmp_path / "ens", progress=False)
     assert metrics is not None
     monkeypatch.chdir(tmp_path)
-    report = view_report(tmp_path / "ens")
-    assert set(report) == {"none", "mirror", "turns"} and all(0.0 <= top1 <= 1.0 for top1 in report.values())
+    report, members = view_report(tmp_path / "ens")
+    assert set(report) == set(members) == {"none", "mirror", "turns"}
+    assert all(0.0 <= top1 <= 1.0 for top1 in report.values())
     assert np.isclose(report["turns"], metrics["test"]["top1"])  # what the ensemble does
+    stream_metrics = json.loads((tmp_path / "ens" / "j" / "metrics.json").read_text())
+    assert len(members["none"]) == 2 and np.isclose(members["none"][0], stream_metrics["test"]["top1"])
     out = tmp_path / "views.json"
     assert main([str(tmp_path / "ens"), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())[str(tmp_path / "ens")] == report
+    assert json.loads(out.read_text())[str(tmp_path / "ens")] == {"ensemble": report, "members": members}

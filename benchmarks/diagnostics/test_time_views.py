@@ -14,6 +14,9 @@ equal weights (what ensembles do; folders written before that rule saved other w
 - ``turns``: the clip turned by each of :data:`imdm.ensemble.TEST_TURNS` about the vertical axis (what
   ensembles do since this comparison).
 
+Each member is also scored alone on the same views (``members``: one stream's recognizer as a single
+model), which is how the turns were judged for single recognizers.
+
 The comparison was decided on a within-training-view fold's test view; read on a benchmark's real
 test split it reports what the views give there, and must not choose.
 """
@@ -82,11 +85,15 @@ def view_probabilities(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]
     }, np.asarray(test.labels)
 
 
-def view_report(folder: str | Path) -> dict[str, float]:
-    """``{view_set: test top-1}`` of one finished ensemble folder."""
+def view_report(folder: str | Path) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Test top-1 of one finished ensemble folder on each view set: the ensemble's ``{view_set: top-1}`` and
+    each member's alone ``{view_set: [S]}`` (members in the ensemble's order)."""
     probabilities, labels = view_probabilities(Path(folder))
     weights = [1.0] * len(probabilities["none"])
-    return {name: float(np.mean(fuse_scores(probabilities[name], weights).argmax(1) == labels)) for name in VIEW_SETS}
+    ensemble = {name: float(np.mean(fuse_scores(probabilities[name], weights).argmax(1) == labels))
+                for name in VIEW_SETS}
+    members = {name: np.mean(probabilities[name].argmax(2) == labels, axis=1).tolist() for name in VIEW_SETS}
+    return ensemble, members
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("ensembles", nargs="+", help="finished ensemble folders")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    reports = {}
+    reports, member_reports = {}, {}
     for folder in args.ensembles:
-        reports[folder] = view_report(folder)
+        reports[folder], member_reports[folder] = view_report(folder)
         print(folder, "  ".join(f"{name} {top1:.2%}" for name, top1 in reports[folder].items()), flush=True)
+        for name, top1 in member_reports[folder].items():
+            print(f"  members, {name}: " + " / ".join(f"{value:.2%}" for value in top1), flush=True)
+    print("ensembles")
     print_paired({name: np.array([report[name] for report in reports.values()]) * 100 for name in VIEW_SETS}, "none")
+    print("members alone (every member of every folder)")
+    print_paired({name: np.concatenate([report[name] for report in member_reports.values()]) * 100
+                  for name in VIEW_SETS}, "none")
     if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=2))
+        Path(args.json).write_text(json.dumps({folder: {"ensemble": reports[folder], "members": member_reports[folder]}
+                                               for folder in reports}, indent=2))
     return 0
 
 
