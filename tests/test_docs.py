@@ -15,7 +15,6 @@ from types import ModuleType
 
 import pytest
 
-from guided_gen.mixed import MixConfig
 from imdm.models.recognizer import RecognizerConfig
 from imdm.training.cotrain import CoTrainConfig
 from mdm.cli import dotted_override, parse_key_value
