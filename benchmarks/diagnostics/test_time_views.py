@@ -40,6 +40,7 @@ from mdm.cli import run_main
 from mdm.config import from_dict, load_yaml
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import lateral_axis
+from mdm.evaluation.metrics import accuracy
 from mdm.skeleton import Skeleton
 
 # benchmarks/ is not installed: the repository root on the path lets the shared diagnostic helpers import.
@@ -90,9 +91,8 @@ def view_report(folder: str | Path) -> tuple[dict[str, float], dict[str, list[fl
     each member's alone ``{view_set: [S]}`` (members in the ensemble's order)."""
     probabilities, labels = view_probabilities(Path(folder))
     weights = [1.0] * len(probabilities["none"])
-    ensemble = {name: float(np.mean(fuse_scores(probabilities[name], weights).argmax(1) == labels))
-                for name in VIEW_SETS}
-    members = {name: np.mean(probabilities[name].argmax(2) == labels, axis=1).tolist() for name in VIEW_SETS}
+    ensemble = {name: accuracy(fuse_scores(probabilities[name], weights), labels) for name in VIEW_SETS}
+    members = {name: [accuracy(member, labels) for member in probabilities[name]] for name in VIEW_SETS}
     return ensemble, members
 
 
