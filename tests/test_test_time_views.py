@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from toy_data import toy_archive
 
-from benchmarks.diagnostics.test_time_views import main, mirrored, view_report
+from benchmarks.diagnostics.test_time_views import main, mirrored, spread_turns, view_report
 from imdm.training.cotrain import CoTrainConfig
 from imdm.training.ensemble import train_ensemble
 from mdm.config import merge
@@ -28,6 +28,11 @@ def test_a_mirror_swaps_sides_and_twice_is_the_clip() -> None:
     assert torch.equal(mirrored(padding, skeleton), padding)
 
 
+def test_spread_turns_span_the_test_turns_evenly_one_per_member() -> None:
+    assert np.allclose(spread_turns(4), [-20.0, -20.0 / 3, 20.0 / 3, 20.0])
+    assert np.allclose(spread_turns(2), [-20.0, 20.0])
+
+
 def test_the_clip_alone_reproduces_the_ensemble_and_every_view_set_is_scored(tmp_path: Path,
                                                                             monkeypatch) -> None:
     archive = toy_archive(tmp_path / "toy.npz", clips_per_class=12)
@@ -40,7 +45,7 @@ def test_the_clip_alone_reproduces_the_ensemble_and_every_view_set_is_scored(tmp
     assert metrics is not None
     monkeypatch.chdir(tmp_path)
     report, members = view_report(tmp_path / "ens")
-    assert set(report) == set(members) == {"none", "mirror", "turns"}
+    assert set(report) == set(members) == {"none", "mirror", "turns", "spread"}
     assert all(0.0 <= top1 <= 1.0 for top1 in report.values())
     assert np.isclose(report["turns"], metrics["test"]["top1"])  # what the ensemble does
     stream_metrics = json.loads((tmp_path / "ens" / "j" / "metrics.json").read_text())

@@ -12,7 +12,9 @@ equal weights (what ensembles do; folders written before that rule saved other w
 - ``mirror``: the clip and its left-right mirror (lateral coordinate negated, left and right joints
   swapped; measured and not kept);
 - ``turns``: the clip turned by each of :data:`imdm.ensemble.TEST_TURNS` about the vertical axis (what
-  ensembles do since this comparison).
+  ensembles do since this comparison);
+- ``spread``: each member classifies the clip at one turn of its own (:func:`spread_turns`, in stream order), so the
+  ensemble costs what it costs on the clip alone (measured and not kept).
 
 Each member is also scored alone on the same views (``members``: one stream's recognizer as a single
 model), which is how the turns were judged for single recognizers.
@@ -34,10 +36,11 @@ import torch
 from torch import nn
 
 from imdm.bundle import TrainedRecognizer
-from imdm.ensemble import TEST_TURNS, TrainedEnsemble, fuse_scores
+from imdm.ensemble import TEST_TURNS, EnsembleSpec, TrainedEnsemble, fuse_scores
 from imdm.training.ensemble import scored_clips
 from mdm.cli import run_main
 from mdm.config import from_dict, load_yaml
+from mdm.data.dataset import MotionDataset
 from mdm.data.sources import DataConfig, load_training_data
 from mdm.data.transforms import lateral_axis
 from mdm.evaluation.metrics import accuracy
@@ -47,7 +50,7 @@ from mdm.skeleton import Skeleton
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.diagnostics.paired import print_paired  # noqa: E402
 
-VIEW_SETS = ("none", "mirror", "turns")
+VIEW_SETS = ("none", "mirror", "turns", "spread")
 
 
 def mirrored(motion: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
@@ -69,6 +72,20 @@ class MirroredInput(nn.Module):
         return self.model(mirrored(motion, self.skeleton))
 
 
+def spread_turns(count: int) -> list[float]:
+    """``count`` turns (degrees) evenly spaced over the span of :data:`imdm.ensemble.TEST_TURNS`, one per member."""
+    return np.linspace(min(TEST_TURNS), max(TEST_TURNS), count).tolist()
+
+
+def spread_probabilities(ensemble: TrainedEnsemble, spec: EnsembleSpec, clips: MotionDataset) -> np.ndarray:
+    """``[S, N, K]``: each member's probabilities of ``clips`` turned by its own one of :func:`spread_turns`."""
+    return np.stack([
+        TrainedEnsemble(replace(spec, streams=[stream], folders=[folder], weights=[1.0], turns=[turn]),
+                        [member]).member_probabilities(clips)[0]
+        for stream, folder, member, turn in zip(spec.streams, spec.folders, ensemble.members,
+                                                spread_turns(len(ensemble.members)))])
+
+
 def view_probabilities(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``{view_set: [S, N, K]}`` member probabilities on the folder's test split and its labels ``[N]``."""
     ensemble = TrainedEnsemble.load(folder)
@@ -83,6 +100,7 @@ def view_probabilities(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]
         "none": none,
         "mirror": (none + TrainedEnsemble(alone, mirror).member_probabilities(test)) / 2,
         "turns": TrainedEnsemble(turns, ensemble.members).member_probabilities(test),
+        "spread": spread_probabilities(ensemble, alone, test),
     }, np.asarray(test.labels)
 
 
