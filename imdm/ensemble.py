@@ -14,6 +14,7 @@ ensemble folder::
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,27 +100,43 @@ class TrainedEnsemble:
     def class_names(self) -> list[str]:
         return self.spec.class_names
 
-    @torch.no_grad()
     def member_probabilities(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
         """Each member's class probabilities ``[S, N, K]``, averaged over the turns; members that share a
-        clip pipeline share its batches."""
+        clip pipeline share its batches.
+
+        On a CPU the members of a batch run side by side, one worker thread each up to the intra-op thread
+        count, the threads shared out among the workers: a member alone at batch 1 barely uses a second core
+        (docs/results.md, inference latency)."""
         groups: dict[str, list[int]] = {}
         for index, member in enumerate(self.members):
             member.check_dataset(dataset)
             groups.setdefault(yaml.safe_dump(to_dict(member.spec.pipeline)), []).append(index)
         rotations = turn_rotations(self.spec.turns, self.spec.up_axis)
         probabilities = np.zeros((len(self.members), len(dataset.labels), len(self.class_names)))
-        for indices in groups.values():
-            pipeline = self.members[indices[0]].spec.pipeline
-            loader = DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size,
-                                collate_fn=collate_clips)
-            start = 0
-            for batch in loader:
-                for index in indices:
-                    member = self.members[index]
-                    turned = turned_probabilities(member.model, batch["motion"].to(member.device), rotations)
-                    probabilities[index, start:start + len(turned)] = turned.cpu().numpy()
-                start += len(batch["motion"])
+        threads = torch.get_num_threads()
+        on_cpu = all(member.device.type == "cpu" for member in self.members)
+        workers = min(threads, len(self.members)) if on_cpu else 1
+
+        @torch.no_grad()
+        def member_batch(index: int, motion: torch.Tensor) -> np.ndarray:
+            member = self.members[index]
+            return turned_probabilities(member.model, motion.to(member.device), rotations).cpu().numpy()
+
+        try:
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
+                                    initargs=(max(1, threads // workers),)) as pool:
+                for indices in groups.values():
+                    pipeline = self.members[indices[0]].spec.pipeline
+                    loader = DataLoader(ClipDataset(dataset, pipeline, train=False), batch_size=batch_size,
+                                        collate_fn=collate_clips)
+                    start = 0
+                    for batch in loader:
+                        motion = batch["motion"]
+                        for index, turned in zip(indices, pool.map(member_batch, indices, [motion] * len(indices))):
+                            probabilities[index, start:start + len(turned)] = turned
+                        start += len(motion)
+        finally:
+            torch.set_num_threads(threads)  # the workers' setting is also the default of threads started later
         return probabilities
 
     def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:

@@ -4,6 +4,8 @@ folders too), a tiny four-stream run that can be interrupted and continued."""
 import json
 import subprocess
 import sys
+import threading
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,9 +15,11 @@ import torch
 import yaml
 from toy_data import toy_archive
 
+from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.ensemble import (
     ENSEMBLE_FILE,
     TEST_TURNS,
+    EnsembleSpec,
     TrainedEnsemble,
     fuse_scores,
     load_classifier,
@@ -23,10 +27,13 @@ from imdm.ensemble import (
     turn_rotations,
     turned_probabilities,
 )
+from imdm.models.recognizer import Recognizer, recognizer_preset
 from imdm.training.cotrain import CoTrainConfig
 from imdm.training.ensemble import finish_ensemble, train_ensemble
 from mdm.config import merge
 from mdm.data.archive import read_archive
+from mdm.data.procedural import generate_procedural_dataset
+from mdm.data.transforms import recognition_pipeline
 from mdm.errors import ConfigError, UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +76,51 @@ def test_turned_probabilities_average_the_turned_clips_in_one_pass() -> None:
     headings = [rotation @ torch.tensor([1.0, 0.5, 0.0]) for rotation in rotations]
     expected = torch.stack([torch.stack([h[0], h[2]]).softmax(-1) for h in headings]).mean(0)
     assert averaged.shape == (2, 2) and torch.allclose(averaged, expected.expand(2, 2), atol=1e-6)
+
+
+class ThreadRecording(torch.nn.Module):
+    """A recognizer that notes the intra-op thread count of every thread that calls it."""
+
+    def __init__(self, model: Recognizer) -> None:
+        super().__init__()
+        self.model = model
+        self.threads: dict[int, int] = {}
+
+    def forward(self, motion: torch.Tensor) -> object:
+        self.threads[threading.get_ident()] = torch.get_num_threads()
+        return self.model(motion)
+
+
+def test_members_run_side_by_side_on_shared_out_threads_and_score_as_one_at_a_time() -> None:
+    dataset = generate_procedural_dataset(seed=0, clips_per_class=1)
+    pipeline = replace(recognition_pipeline(), num_frames=16)
+    members = []
+    for stream in ("joint", "bone"):
+        torch.manual_seed(0)
+        config = recognizer_preset("tiny", num_joints=dataset.skeleton.num_joints, parents=dataset.skeleton.parents,
+                                   num_classes=len(dataset.class_names), num_frames=16, streams=(stream,))
+        members.append(TrainedRecognizer(RecognizerSpec(config, pipeline, list(dataset.class_names)),
+                                         ThreadRecording(Recognizer(config).eval())))
+    spec = EnsembleSpec(streams=["j", "b"], folders=["j", "b"], weights=[1.0, 1.0],
+                        class_names=list(dataset.class_names), turns=list(TEST_TURNS), up_axis=dataset.skeleton.up_axis)
+    ensemble = TrainedEnsemble(spec, members)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        side_by_side = ensemble.member_probabilities(dataset, batch_size=5)
+        assert [set(member.model.threads.values()) for member in members] == [{1}, {1}]
+        threads_of_later_threads: list[int] = []
+        later = threading.Thread(target=lambda: threads_of_later_threads.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert torch.get_num_threads() == 2 and threads_of_later_threads == [2]
+        torch.set_num_threads(1)
+        one_at_a_time = ensemble.member_probabilities(dataset, batch_size=5)
+    finally:
+        torch.set_num_threads(before)
+    assert side_by_side.shape == (2, len(dataset.labels), len(dataset.class_names))
+    assert np.allclose(side_by_side, one_at_a_time, atol=1e-5)
+    assert not np.allclose(side_by_side[0], side_by_side[1])  # each row is its own member's
 
 
 def _config(archive: Path) -> CoTrainConfig:
