@@ -88,7 +88,8 @@ class SuiteConfig:
         mixed_precision: precision of our co-training step (``CoTrainConfig.mixed_precision``:
             ``no``, ``bf16`` or ``fp16``). The published pair is timed as published, in fp32, and
             with ``bf16`` or ``fp16`` also under the same autocast
-            (``cotrain_step_ms_bB_autocast``), for a like-for-like ratio.
+            (``cotrain_step_ms_bB_autocast``), for a like-for-like ratio. The ensemble's and its
+            stream's predictions also run in it.
         ensemble: also time a four-stream ensemble's end-to-end prediction (clip pipeline
             included) against one stream's, at each of ``batches`` (:func:`ensemble_inference`).
         onnx: also time the recognizer's ONNX graph under onnxruntime against its PyTorch graph on
@@ -258,7 +259,8 @@ def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: M
     """ms per clip of ``TrainedEnsemble.predict`` (joint, bone, joint-motion and bone-motion members of
     ``preset``, untrained; with the test-time turns, and ``ensemble_alone`` without them) and of the joint
     member's own ``TrainedRecognizer.predict`` on ``dataset``, clip pipeline included, at each of
-    ``config.batches``; ``ensemble_over_stream`` and ``ensemble_alone_over_stream`` are the ratios."""
+    ``config.batches``, all in ``config.mixed_precision``; ``ensemble_over_stream`` and
+    ``ensemble_alone_over_stream`` are the ratios."""
     pipeline = replace(recognition_pipeline(), num_frames=frames)
     members = []
     for code in STREAM_CODES:
@@ -277,11 +279,12 @@ def ensemble_inference(preset: str, config: SuiteConfig, frames: int, dataset: M
     for batch in config.batches:
         count = max(batch, config.clips_per_run)
         subset = dataset.subset(np.arange(count) % len(dataset))
-        jobs[("ensemble", batch)] = lambda s=subset, b=batch: ensemble.predict(s, batch_size=b)
-        jobs[("ensemble_alone", batch)] = lambda s=subset, b=batch: ensemble_alone.predict(s, batch_size=b)
-        jobs[("stream", batch)] = lambda s=subset, b=batch: members[0].predict(s, batch_size=b)
+        for name, classifier in (("ensemble", ensemble), ("ensemble_alone", ensemble_alone), ("stream", members[0])):
+            jobs[(name, batch)] = lambda c=classifier, s=subset, b=batch: c.predict(
+                s, batch_size=b, mixed_precision=config.mixed_precision)
         clips[batch] = count
-    entry: dict[str, object] = {"streams": list(STREAM_CODES), "frames": frames}
+    entry: dict[str, object] = {"streams": list(STREAM_CODES), "frames": frames,
+                                "mixed_precision": config.mixed_precision}
     for (name, batch), seconds in _time_round_robin(jobs, config.warmup, config.repeats).items():
         _record(entry, f"{name}_ms_per_clip_b{batch}", seconds, 1000.0 / clips[batch])
     for name in ("ensemble", "ensemble_alone"):

@@ -22,6 +22,7 @@ from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import ClipPipelineConfig
 from mdm.errors import UserError
 from mdm.model_folder import cpu_state_dict, load_module_weights, read_model_folder, read_safetensors, save_model_folder
+from mdm.training.loop import check_mixed_precision
 
 SPEC_FILE = "recognizer.yaml"
 WEIGHTS_FILE = "recognizer.safetensors"
@@ -29,6 +30,14 @@ TEXT_EMBEDDINGS_FILE = "class_texts.safetensors"
 TEXT_PROJECTION_FILE = "text_projection.safetensors"
 """The alignment head's projection of pooled features into the text space, where the recognizer
 was trained with skeleton–text alignment (what text–motion retrieval needs)."""
+
+
+def inference_autocast(device: torch.device, mixed_precision: str) -> torch.autocast:
+    """The autocast context in which a recognizer classifies in ``mixed_precision`` (``no``, ``bf16`` or ``fp16``,
+    as in training) on ``device``; autocast is per thread, so each thread that runs a model enters its own."""
+    check_mixed_precision(mixed_precision)
+    dtype = torch.float16 if mixed_precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=mixed_precision != "no")
 
 
 @dataclass
@@ -69,12 +78,15 @@ class TrainedRecognizer:
                             f"does not match the recognizer's {self.spec.skeleton_name} ({len(parents)} joints)")
 
     @torch.no_grad()
-    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities ``[N, K]`` of every clip, through the evaluation pipeline."""
+    def predict(self, dataset: MotionDataset, batch_size: int = 64, mixed_precision: str = "no") -> np.ndarray:
+        """Class probabilities ``[N, K]`` (float32) of every clip, through the evaluation pipeline; the model runs
+        in ``mixed_precision`` (:func:`inference_autocast`)."""
         self.check_dataset(dataset)
         loader = DataLoader(ClipDataset(dataset, self.spec.pipeline, train=False), batch_size=batch_size,
                             collate_fn=collate_clips)
-        probabilities = [self.model(batch["motion"].to(self.device)).logits.softmax(-1).cpu() for batch in loader]
+        with inference_autocast(self.device, mixed_precision):
+            probabilities = [self.model(batch["motion"].to(self.device)).logits.float().softmax(-1).cpu()
+                             for batch in loader]
         return torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(self.spec.class_names)))
 
     @torch.no_grad()

@@ -23,7 +23,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from imdm.bundle import TrainedRecognizer
+from imdm.bundle import TrainedRecognizer, inference_autocast
 from imdm.models.recognizer import Recognizer
 from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
@@ -31,6 +31,7 @@ from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.transforms import rotation_about_axis
 from mdm.errors import UserError
 from mdm.model_folder import model_folder
+from mdm.training.loop import check_mixed_precision
 
 ENSEMBLE_FILE = "ensemble.yaml"
 TEST_TURNS = (-20.0, 0.0, 20.0)
@@ -100,13 +101,16 @@ class TrainedEnsemble:
     def class_names(self) -> list[str]:
         return self.spec.class_names
 
-    def member_probabilities(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
-        """Each member's class probabilities ``[S, N, K]``, averaged over the turns; members that share a
-        clip pipeline share its batches.
+    def member_probabilities(self, dataset: MotionDataset, batch_size: int = 64,
+                             mixed_precision: str = "no") -> np.ndarray:
+        """Each member's class probabilities ``[S, N, K]``, averaged over the turns, the members running in
+        ``mixed_precision`` (:func:`imdm.bundle.inference_autocast`); members that share a clip pipeline share
+        its batches.
 
         On a CPU the members of a batch run side by side, one worker thread each up to the intra-op thread
         count, the threads shared out among the workers: a member alone at batch 1 barely uses a second core
         (docs/results.md, inference latency)."""
+        check_mixed_precision(mixed_precision)
         groups: dict[str, list[int]] = {}
         for index, member in enumerate(self.members):
             member.check_dataset(dataset)
@@ -120,7 +124,8 @@ class TrainedEnsemble:
         @torch.no_grad()
         def member_batch(index: int, motion: torch.Tensor) -> np.ndarray:
             member = self.members[index]
-            return turned_probabilities(member.model, motion.to(member.device), rotations).cpu().numpy()
+            with inference_autocast(member.device, mixed_precision):
+                return turned_probabilities(member.model, motion.to(member.device), rotations).cpu().numpy()
 
         try:
             with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
@@ -139,9 +144,9 @@ class TrainedEnsemble:
             torch.set_num_threads(threads)  # the workers' setting is also the default of threads started later
         return probabilities
 
-    def predict(self, dataset: MotionDataset, batch_size: int = 64) -> np.ndarray:
-        """Fused class probabilities ``[N, K]``."""
-        return fuse_scores(self.member_probabilities(dataset, batch_size), self.spec.weights)
+    def predict(self, dataset: MotionDataset, batch_size: int = 64, mixed_precision: str = "no") -> np.ndarray:
+        """Fused class probabilities ``[N, K]``, the members running in ``mixed_precision``."""
+        return fuse_scores(self.member_probabilities(dataset, batch_size, mixed_precision), self.spec.weights)
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> TrainedEnsemble:

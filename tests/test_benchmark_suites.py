@@ -93,7 +93,7 @@ def test_imdm_suite_reports_each_model_s_figures_with_their_spread(imdm_results:
 
 def test_imdm_suite_times_the_four_stream_ensemble_against_one_stream(imdm_results: dict) -> None:
     ensemble = imdm_results["tiny"]["ensemble"]
-    assert ensemble["streams"] == ["j", "b", "jm", "bm"]
+    assert ensemble["streams"] == ["j", "b", "jm", "bm"] and ensemble["mixed_precision"] == "no"
     for batch in (1, 4):
         for name in ("ensemble", "ensemble_alone"):  # with the test-time turns and without
             ratio = ensemble[f"{name}_ms_per_clip_b{batch}"] / ensemble[f"stream_ms_per_clip_b{batch}"]
@@ -166,7 +166,7 @@ def test_imdm_suite_in_bf16_times_the_published_pair_as_published_and_under_the_
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())["results"]
     ours, published = results["tiny"], results["published_replica"]
-    assert ours["cotrain_setup"]["mixed_precision"] == "bf16"
+    assert ours["cotrain_setup"]["mixed_precision"] == ours["ensemble"]["mixed_precision"] == "bf16"
     assert published["cotrain_step_ms_b4"] > 0 and published["cotrain_step_ms_b4_autocast"] > 0
     assert "cotrain_step_ms_b4_autocast" not in ours
     ratios = ours["ratio_to_published"]

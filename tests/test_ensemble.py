@@ -114,6 +114,7 @@ def test_members_run_side_by_side_on_shared_out_threads_and_score_as_one_at_a_ti
         later.start()
         later.join()
         assert torch.get_num_threads() == 2 and threads_of_later_threads == [2]
+        in_bf16 = ensemble.member_probabilities(dataset, batch_size=5, mixed_precision="bf16")
         torch.set_num_threads(1)
         one_at_a_time = ensemble.member_probabilities(dataset, batch_size=5)
     finally:
@@ -121,6 +122,8 @@ def test_members_run_side_by_side_on_shared_out_threads_and_score_as_one_at_a_ti
     assert side_by_side.shape == (2, len(dataset.labels), len(dataset.class_names))
     assert np.allclose(side_by_side, one_at_a_time, atol=1e-5)
     assert not np.allclose(side_by_side[0], side_by_side[1])  # each row is its own member's
+    # autocast is per thread: each worker runs its member in bf16
+    assert np.allclose(in_bf16, side_by_side, atol=0.05) and not np.allclose(in_bf16, side_by_side, atol=1e-6)
 
 
 def _config(archive: Path) -> CoTrainConfig:

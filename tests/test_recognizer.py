@@ -1,10 +1,12 @@
 """The I-MDM recognizer: shapes, persons, joint mixing, streams, no dead parameters, fitting."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -245,6 +247,27 @@ def test_a_truncated_weights_file_ends_recognize_with_one_message_naming_it(tmp_
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and str(weights) in lines[0] and "truncated" in lines[0]
+
+
+def test_recognize_classifies_one_split_in_bf16_close_to_float32(tmp_path: Path) -> None:
+    archive = toy_archive(tmp_path / "toy.npz", clips_per_class=4)
+    dataset = read_archive(archive)
+    torch.manual_seed(0)
+    model, spec = build_recognizer(dataset, recognition_pipeline(), "tiny", {})
+    folder = TrainedRecognizer(spec, model.eval()).save(tmp_path / "recognizer")
+    recognizer = TrainedRecognizer.load(folder)
+    exact, bf16 = recognizer.predict(dataset), recognizer.predict(dataset, mixed_precision="bf16")
+    assert bf16.dtype == np.float32 and np.allclose(bf16.sum(1), 1, atol=1e-5)
+    assert np.allclose(bf16, exact, atol=0.05) and not np.allclose(bf16, exact, atol=1e-6)  # it ran in bf16
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        recognizer.predict(dataset, mixed_precision="int8")
+    command = [sys.executable, str(REPO / "run" / "recognize.py"), str(archive), "--checkpoint", str(folder), "--json"]
+    rows = json.loads(subprocess.run(command + ["--split", "test", "--mixed-precision", "bf16"], capture_output=True,
+                                     text=True, check=True, timeout=120).stdout)
+    test = dataset.split_subset("test")
+    assert [row["clip_id"] for row in rows] == list(test.clip_ids) and len(rows) < len(dataset.labels)
+    confidence = [row["predictions"][0]["confidence"] for row in rows]
+    assert np.allclose(confidence, recognizer.predict(test, mixed_precision="bf16").max(1), atol=1e-6)
 
 
 def test_text_space_needs_a_recognizer_trained_with_alignment(tmp_path: Path) -> None:

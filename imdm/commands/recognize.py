@@ -2,10 +2,13 @@
 
     python run/recognize.py --checkpoint outputs/mdm_imdm_cotrain/procedural-cpu-seed0 clips.npz [--json] [--top 3]
     python run/recognize.py --checkpoint outputs/train_ensemble/procedural-cpu-seed0 clips.npz [--no-turns]
+    python run/recognize.py --checkpoint RUN_OR_ENSEMBLE clips.npz --split test --mixed-precision bf16
 
 An ensemble classifies each clip as it is and turned by -20 and +20 degrees about the vertical
 axis (imdm.ensemble.TEST_TURNS); --no-turns classifies each clip alone, about 1.4 times faster at
 batch 1 and 3.4 times at batch 64, and 0.3-0.4 points less accurate on NW-UCLA (docs/results.md).
+--mixed-precision bf16 runs the models in bfloat16, which pays on a CPU with AVX-512 BF16 or AMX and
+on a GPU; --split classifies only the archive's clips of one split.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from imdm.ensemble import TrainedEnsemble, load_classifier
 from mdm.cli import run_main
 from mdm.data.archive import read_archive
+from mdm.data.dataset import SPLIT_NAMES
 from mdm.errors import ConfigError
 
 
@@ -32,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-turns", action="store_true",
                         help="an ensemble classifies each clip alone, not also turned (faster, a little less accurate)")
+    parser.add_argument("--split", choices=SPLIT_NAMES, help="classify only the clips of this split of the archive")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no",
+                        help="run the models in this precision (bf16 pays on a CPU with AVX-512 BF16 or AMX)")
     args = parser.parse_args(argv)
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
@@ -41,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--no-turns applies to an ensemble folder; a single recognizer classifies each clip alone")
         classifier.spec.turns = [0.0]
     dataset = read_archive(args.archive)
-    probabilities = classifier.predict(dataset, batch_size=args.batch_size)
+    if args.split:
+        if dataset.split is None:
+            raise ConfigError(f"{args.archive}: the archive has no splits, so --split {args.split} cannot apply")
+        dataset = dataset.split_subset(args.split)
+    probabilities = classifier.predict(dataset, batch_size=args.batch_size, mixed_precision=args.mixed_precision)
     names = classifier.class_names
     rows = []
     for clip_id, label, probs in zip(dataset.clip_ids, dataset.labels, probabilities):
