@@ -5,8 +5,8 @@
     python run/recognize.py --checkpoint RUN_OR_ENSEMBLE clips.npz --split test --mixed-precision bf16
 
 An ensemble classifies each clip as it is and turned by -20 and +20 degrees about the vertical
-axis (imdm.ensemble.TEST_TURNS); --no-turns classifies each clip alone, about 1.4 times faster at
-batch 1 and 3.4 times at batch 64, and 0.3-0.4 points less accurate on NW-UCLA (docs/results.md).
+axis (imdm.ensemble.TEST_TURNS); --no-turns classifies each clip alone, about 1.3 times faster at
+batch 1 and 3.3 times at batch 64, and 0.3-0.4 points less accurate on NW-UCLA (docs/results.md).
 --mixed-precision bf16 runs the models in bfloat16, which pays on a CPU with AVX-512 BF16 or AMX and
 on a GPU; --split classifies only the archive's clips of one split.
 """
