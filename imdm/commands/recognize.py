@@ -24,6 +24,7 @@ from mdm.cli import run_main
 from mdm.data.archive import read_archive
 from mdm.data.dataset import SPLIT_NAMES
 from mdm.errors import ConfigError
+from mdm.training.loop import MIXED_PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-turns", action="store_true",
                         help="an ensemble classifies each clip alone, not also turned (faster, a little less accurate)")
     parser.add_argument("--split", choices=SPLIT_NAMES, help="classify only the clips of this split of the archive")
-    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no",
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, default="no",
                         help="run the models in this precision (bf16 pays on a CPU with AVX-512 BF16 or AMX)")
     args = parser.parse_args(argv)
     if args.top < 1:

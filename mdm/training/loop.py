@@ -40,6 +40,9 @@ from mdm.training.checkpoint import TrainingState, latest_checkpoint, load_check
 from mdm.training.logs import CSVLogger
 from mdm.training.stopping import StopFlag
 
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+"""The precisions Accelerate trains in here, and recognizers classify in."""
+
 
 def steps_per_epoch(num_clips: int, batch_size: int) -> int:
     """Whole batches in an epoch; ConfigError when not even one fits."""
@@ -56,8 +59,8 @@ def make_eval_loader(dataset: MotionDataset, pipeline: ClipPipelineConfig, batch
 
 
 def check_mixed_precision(value: str) -> None:
-    """ConfigError unless ``value`` is a precision Accelerate trains in here: ``no``, ``bf16`` or ``fp16``."""
-    if value not in ("no", "bf16", "fp16"):
+    """ConfigError unless ``value`` is one of :data:`MIXED_PRECISIONS`."""
+    if value not in MIXED_PRECISIONS:
         raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {value!r}")
 
 
