@@ -42,7 +42,6 @@ import torch.nn.functional as F
 
 from imdm.augment import InputDropConfig, drop_inputs
 from imdm.bundle import TrainedRecognizer
-from imdm.distillation import distillation_loss, teacher_probabilities
 from imdm.models.recognizer import RecognizerOutput
 from imdm.text_alignment import TextAlignment
 from imdm.training.building import GeneratorPart, TrainingSplits, build_recognizer, run_text_embeddings
@@ -90,9 +89,6 @@ class RecognizerSection:
         input_drop: occlusions of the recognizer's training input (:func:`imdm.augment.drop_inputs`); off by default.
         text_weight: weight of the skeleton–text alignment loss on the last stage's pooled feature
             (:mod:`imdm.text_alignment`; the class texts of ``data.texts`` or of the dataset); 0 turns it off.
-        teacher: a finished recognizer or ensemble folder, trained on the same training clips, whose
-            probabilities of each training clip the recognizer also learns (:mod:`imdm.distillation`); null: none.
-        teacher_weight: weight of that distillation term.
     """
 
     preset: str = "default"
@@ -105,8 +101,6 @@ class RecognizerSection:
     ema_decay: float = 0.98
     input_drop: InputDropConfig = field(default_factory=InputDropConfig)
     text_weight: float = 0.0
-    teacher: str | None = None
-    teacher_weight: float = 1.0
 
 
 @dataclass
@@ -179,8 +173,6 @@ class CoTrainConfig:
         check_mixed_precision(self.mixed_precision)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be positive")
-        if self.recognizer.teacher_weight < 0:
-            raise ConfigError(f"recognizer.teacher_weight must not be negative, got {self.recognizer.teacher_weight}")
         if self.view_pairs and self.balanced:
             raise ConfigError("view_pairs and balanced cannot both be on: a class-balanced draw does not keep views together")
 
@@ -220,9 +212,6 @@ class CoTrainer(EpochTrainer):
             self.text_alignment = OptimisedModel("text_alignment", head, config.recognizer.optim, self.total_steps,
                                                  ema_decay=config.recognizer.ema_decay)
             self.models.append(self.text_alignment)
-        self.teacher_probabilities: torch.Tensor | None = None
-        if config.recognizer.teacher:
-            self.teacher_probabilities = teacher_probabilities(config.recognizer.teacher, self.train_set)
         self.generator: GeneratorPart | None = None
         if config.generator.enabled:
             gen = config.generator
@@ -255,9 +244,8 @@ class CoTrainer(EpochTrainer):
     # ----------------------------------------------------------------- steps
     def recognition_loss(self, output: RecognizerOutput, labels: torch.Tensor,
                          index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The recognizer's own loss on a batch: (weighted) cross-entropy, the weighted distillation term when
-        there is a teacher, and the weighted batch-hard triplet loss on its pooled features; ``index`` ``[B]`` are
-        the clips' places in the training set."""
+        """The recognizer's own loss on a batch: (weighted) cross-entropy plus the weighted batch-hard
+        triplet loss on its pooled features; ``index`` ``[B]`` are the clips' places in the training set."""
         config = self.config.recognizer
         device = labels.device
         if self.train_weights is None:
@@ -269,10 +257,6 @@ class CoTrainer(EpochTrainer):
             cross_entropy = (weights * per_clip).sum() / weights.sum()
         loss = cross_entropy
         terms = {"ce": cross_entropy.detach(), "train_acc": (output.logits.argmax(-1) == labels).float().mean()}
-        if self.teacher_probabilities is not None:
-            distillation = distillation_loss(output.logits.float(), self.teacher_probabilities[index].to(device))
-            loss = loss + config.teacher_weight * distillation
-            terms["distillation"] = distillation.detach()
         if config.triplet_weight > 0:
             groups = None if self.train_groups is None else self.train_groups[index].to(device)
             triplet, stats = pooled_triplet_loss([p.float() for p in output.pooled], labels, config.triplet_layers,
