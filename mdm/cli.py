@@ -86,8 +86,10 @@ def dotted_override(key: str, value: object) -> dict[str, object]:
     return value  # type: ignore[return-value]
 
 
-def resolve_training_config(config_class: type[T], preset_dir: Path, args: argparse.Namespace) -> T:
-    """Config from defaults <- preset YAML <- ``--config`` <- flags (``--dataset``, ``--seed``, ``--set``).
+def resolve_training_config(config_class: type[T], preset_dir: Path, args: argparse.Namespace,
+                            command_defaults: dict[str, object] | None = None) -> T:
+    """Config from defaults <- preset YAML <- ``command_defaults`` (the calling command's own) <- ``--config`` <-
+    flags (``--dataset``, ``--seed``, ``--set``).
 
     With ``--resume DIR`` the run's own saved ``config.yaml`` is used instead, unchanged.
     """
@@ -97,6 +99,8 @@ def resolve_training_config(config_class: type[T], preset_dir: Path, args: argpa
             raise ConfigError(f"--resume {args.resume}: not a run folder (no config.yaml)")
         return from_dict(config_class, load_yaml(saved), str(saved))
     config = merge(config_class(), load_yaml(preset_dir / f"{args.preset}.yaml"), f"preset {args.preset}")
+    if command_defaults:
+        config = merge(config, command_defaults, "the command's defaults")
     if args.config:
         config = merge(config, load_yaml(args.config), args.config)
     overrides: dict[str, object] = {}

@@ -205,6 +205,21 @@ def test_bad_stream_lists_are_refused_and_a_refit_is_not(tmp_path: Path) -> None
         load_classifier(tmp_path)
 
 
+def test_the_ensemble_command_refits_by_default_and_config_or_flags_keep_validation_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imdm.commands import train_ensemble as command
+
+    trained: list[CoTrainConfig] = []
+    monkeypatch.setattr(command, "train_ensemble", lambda config, *args, **kwargs: trained.append(config) or {})
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("train_on_validation: false\n")
+    command.main(["--output-dir", str(tmp_path / "a")])
+    command.main(["--output-dir", str(tmp_path / "b"), "--config", str(strict)])
+    command.main(["--output-dir", str(tmp_path / "c"), "--set", "train_on_validation=false"])
+    assert [config.train_on_validation for config in trained] == [True, False, False]
+    assert CoTrainConfig().train_on_validation is False  # the main job keeps its validation clips out
+
+
 def test_a_time_budget_is_shared_by_the_streams_still_to_train(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from imdm.training import ensemble as ensemble_run

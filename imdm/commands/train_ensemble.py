@@ -13,6 +13,8 @@ starts (and reports what it reached), so every stream gets its turn within the b
 other setting is the main job's (--preset, --config, --set, as in run/mdm_imdm_cotrain.py).
 The ensemble averages the streams' probabilities with equal weights, each stream's averaged over
 the clip turned by -20, 0 and +20 degrees about the vertical axis (imdm.ensemble.TEST_TURNS).
+Equal weights need no held-out clips, so the streams train on the validation clips too (the final
+refit, ENSEMBLE_DEFAULTS); --set train_on_validation=false keeps them out, for validation figures.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from mdm.cli import (
 )
 
 PRESET_DIR = ASSETS_DIR / "configs" / "cotrain"
+ENSEMBLE_DEFAULTS: dict[str, object] = {"train_on_validation": True}
+"""Where an ensemble's settings differ from the main job's: the members refit on training + validation clips
+(decided on NW-UCLA's within-training-view folds, docs/results.md, "Recognition: four-stream ensembles")."""
 
 
 def codes(text: str) -> list[str]:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="streams whose recognizer co-trains with the generator (default: none)")
     args = parser.parse_args(argv)
     setup_logging()
-    config = resolve_training_config(CoTrainConfig, PRESET_DIR, args)
+    config = resolve_training_config(CoTrainConfig, PRESET_DIR, args, ENSEMBLE_DEFAULTS)
     streams = read_ensemble_spec(args.resume).streams if args.resume else args.streams
     output_dir = args.resume or args.output_dir or default_run_dir("train_ensemble", config, args.preset)
     metrics = train_ensemble(config, streams, output_dir, cotrain_streams=args.cotrain_streams,
