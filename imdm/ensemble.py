@@ -14,6 +14,7 @@ ensemble folder::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from imdm.bundle import TrainedRecognizer, inference_autocast
-from imdm.models.recognizer import Recognizer
+from imdm.bundle import TrainedRecognizer
 from mdm.config import from_dict, to_dict
 from mdm.data.dataset import MotionDataset
 from mdm.data.loader import ClipDataset, collate_clips
@@ -80,11 +80,13 @@ def turn_rotations(turns: list[float], up_axis: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([rotation_about_axis(np.deg2rad(t), up_axis) for t in turns])).float()
 
 
-def turned_probabilities(model: Recognizer, motion: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """``[B, K]``: ``model``'s class probabilities of prepared clips ``[B, ..., J, 3]`` averaged over
-    ``rotations`` ``[V, 3, 3]`` (every turned copy of the batch goes through the model in one pass)."""
+def turned_probabilities(logits: Callable[[torch.Tensor], torch.Tensor], motion: torch.Tensor,
+                         rotations: torch.Tensor) -> torch.Tensor:
+    """``[B, K]``: the class probabilities of prepared clips ``[B, ..., J, 3]`` by a model's ``logits`` (prepared
+    clips to ``[B, K]``) averaged over ``rotations`` ``[V, 3, 3]`` (every turned copy of the batch goes through the
+    model in one pass)."""
     views = torch.cat([motion @ rotation.T.to(motion) for rotation in rotations])
-    probabilities = model(views).logits.float().softmax(-1)
+    probabilities = logits(views).float().softmax(-1)
     return probabilities.reshape(len(rotations), -1, probabilities.shape[-1]).mean(0)
 
 
@@ -104,7 +106,7 @@ class TrainedEnsemble:
     def member_probabilities(self, dataset: MotionDataset, batch_size: int = 64,
                              mixed_precision: str = "no") -> np.ndarray:
         """Each member's class probabilities ``[S, N, K]``, averaged over the turns, the members running in
-        ``mixed_precision`` (:func:`imdm.bundle.inference_autocast`); members that share a clip pipeline share
+        ``mixed_precision`` (:meth:`imdm.bundle.TrainedRecognizer.logits`); members that share a clip pipeline share
         its batches.
 
         On a CPU the members of a batch run side by side, one worker thread each up to the intra-op thread
@@ -124,8 +126,8 @@ class TrainedEnsemble:
         @torch.no_grad()
         def member_batch(index: int, motion: torch.Tensor) -> np.ndarray:
             member = self.members[index]
-            with inference_autocast(member.device, mixed_precision):
-                return turned_probabilities(member.model, motion.to(member.device), rotations).cpu().numpy()
+            return turned_probabilities(lambda views: member.logits(views, mixed_precision), motion.to(member.device),
+                                        rotations).cpu().numpy()
 
         try:
             with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,

@@ -52,7 +52,8 @@ class ProbabilityGraph(nn.Module):
         self.register_buffer("rotations", rotations.float())
 
     def forward(self, motion: torch.Tensor) -> torch.Tensor:
-        probabilities = [turned_probabilities(member, motion, self.rotations) for member in self.members]
+        probabilities = [turned_probabilities(lambda views, m=member: m(views).logits, motion, self.rotations)
+                         for member in self.members]
         return (torch.stack(probabilities, 0) * self.weights[:, None, None]).sum(0)
 
 

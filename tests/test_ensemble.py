@@ -7,7 +7,6 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -57,13 +56,11 @@ def test_fusion_is_the_weighted_mean_of_probabilities() -> None:
 def test_turned_probabilities_average_the_turned_clips_in_one_pass() -> None:
     calls: list[int] = []
 
-    class FirstJointHeading(torch.nn.Module):
+    def first_joint_heading(motion: torch.Tensor) -> torch.Tensor:
         """Two-class logits from the heading of joint 0 in the ground plane (x, z)."""
-
-        def forward(self, motion: torch.Tensor) -> SimpleNamespace:
-            calls.append(len(motion))
-            point = motion[:, 0, 0]
-            return SimpleNamespace(logits=torch.stack([point[:, 0], point[:, 2]], -1))
+        calls.append(len(motion))
+        point = motion[:, 0, 0]
+        return torch.stack([point[:, 0], point[:, 2]], -1)
 
     motion = torch.zeros(2, 4, 3, 3)
     motion[:, :, 0] = torch.tensor([1.0, 0.5, 0.0])  # joint 0 along x, at height 0.5
@@ -71,7 +68,7 @@ def test_turned_probabilities_average_the_turned_clips_in_one_pass() -> None:
     assert torch.allclose(rotations[1], torch.eye(3)) and torch.allclose(rotations[2] @ rotations[0], torch.eye(3))
     turned_x = rotations[2] @ torch.tensor([1.0, 0.5, 0.0])
     assert torch.allclose(turned_x, torch.tensor([0.0, 0.5, -1.0]), atol=1e-6)  # the height stays
-    averaged = turned_probabilities(FirstJointHeading(), motion, rotations)
+    averaged = turned_probabilities(first_joint_heading, motion, rotations)
     assert calls == [6]  # three turns of a batch of two in one forward pass
     headings = [rotation @ torch.tensor([1.0, 0.5, 0.0]) for rotation in rotations]
     expected = torch.stack([torch.stack([h[0], h[2]]).softmax(-1) for h in headings]).mean(0)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imdm.bundle import TrainedRecognizer
+from imdm.bundle import RecognizerSpec, TrainedRecognizer
 from imdm.models.recognizer import (
     PRESETS,
     Recognizer,
@@ -284,3 +284,29 @@ def test_hub_names_are_explicit_and_an_offline_miss_is_one_message(tmp_path: Pat
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(UserError, match="hf:someone/missing: not fetched from the Hugging Face Hub"):
         TrainedRecognizer.load("hf:someone/missing")
+
+
+def test_float32_classification_runs_a_frozen_graph_with_the_eager_logits_and_falls_back_to_eager(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = dataclasses.replace(TINY, num_persons=2)
+    torch.manual_seed(0)
+    recognizer = TrainedRecognizer(RecognizerSpec(config, recognition_pipeline()), Recognizer(config))
+    one_person, two_persons = torch.randn(3, 16, 20, 3), torch.randn(5, 2, 16, 20, 3)
+    two_persons[1, 1] = 0  # an absent second person
+    with torch.no_grad():
+        for motion in (one_person, one_person[:1], two_persons, two_persons[:, :1]):
+            assert torch.allclose(recognizer.logits(motion), recognizer.model(motion).logits, atol=1e-5)
+    # traced once per clip shape, then reused at any batch size; a clip of another shape is refused as by the model
+    assert sorted(recognizer.graphs) == [(1, 16, 20, 3), (2, 16, 20, 3), (16, 20, 3)]
+    assert isinstance(recognizer.graphs[(16, 20, 3)], torch.jit.ScriptModule)
+    with pytest.raises(ValueError, match="does not match"):
+        recognizer.logits(torch.randn(2, 12, 20, 3))
+    assert not torch.allclose(recognizer.logits(one_person, "bf16"), recognizer.logits(one_person), atol=1e-6)
+
+    def no_tracing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("tracing is not supported here")
+
+    monkeypatch.setattr(torch.jit, "trace", no_tracing)
+    eager = TrainedRecognizer(RecognizerSpec(config, recognition_pipeline()), recognizer.model)
+    assert torch.allclose(eager.logits(one_person), recognizer.logits(one_person), atol=1e-5)
+    assert "classifying with the eager model" in caplog.text and not isinstance(eager.graphs[(16, 20, 3)], torch.jit.ScriptModule)
