@@ -149,7 +149,8 @@ class CoTrainConfig:
     train_on_validation: bool = False
     """Train on the validation clips as well: the final refit once a recipe has been fixed (on
     view folds, or by earlier runs' validation); validation figures are then taken on clips the
-    models were trained on. The test split is untouched."""
+    models were trained on. The test split is untouched. ``run/train_ensemble.py`` sets it (its
+    members fuse with equal weights, which need no held-out clips)."""
     view_pairs: bool = False
     """Keep the views of one performance (clip ids differing only by a view tag such as ``_v01``)
     in one batch, and take an anchor's triplet positive from its own performance seen from
