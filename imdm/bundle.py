@@ -136,7 +136,6 @@ class TrainedRecognizer:
         """Class probabilities ``[N, K]`` (float32) of every clip, through the evaluation pipeline; the model runs
         in ``mixed_precision`` (:meth:`logits`)."""
         self.check_dataset(dataset)
-        check_mixed_precision(mixed_precision)
         loader = DataLoader(ClipDataset(dataset, self.spec.pipeline, train=False), batch_size=batch_size,
                             collate_fn=collate_clips)
         probabilities = [self.logits(batch["motion"].to(self.device), mixed_precision).softmax(-1).cpu()
