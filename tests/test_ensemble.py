@@ -31,6 +31,7 @@ from imdm.training.cotrain import CoTrainConfig
 from imdm.training.ensemble import finish_ensemble, train_ensemble
 from mdm.config import merge
 from mdm.data.archive import read_archive
+from mdm.data.loader import ClipDataset, collate_clips
 from mdm.data.procedural import generate_procedural_dataset
 from mdm.data.transforms import recognition_pipeline
 from mdm.errors import ConfigError, UserError
@@ -119,6 +120,11 @@ def test_members_run_side_by_side_on_shared_out_threads_and_score_as_one_at_a_ti
     assert side_by_side.shape == (2, len(dataset.labels), len(dataset.class_names))
     assert np.allclose(side_by_side, one_at_a_time, atol=1e-5)
     assert not np.allclose(side_by_side[0], side_by_side[1])  # each row is its own member's
+    # three batches of five, each clip's probabilities in its own row: as every clip in one batch
+    clips = collate_clips([ClipDataset(dataset, pipeline, train=False)[i] for i in range(len(dataset.labels))])
+    rotations = turn_rotations(list(TEST_TURNS), dataset.skeleton.up_axis)
+    for member, row in zip(members, side_by_side):
+        assert np.allclose(row, turned_probabilities(member.logits, clips["motion"], rotations).numpy(), atol=1e-5)
     # autocast is per thread: each worker runs its member in bf16
     assert np.allclose(in_bf16, side_by_side, atol=0.05) and not np.allclose(in_bf16, side_by_side, atol=1e-6)
 
