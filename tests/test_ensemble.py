@@ -120,7 +120,7 @@ def test_members_run_side_by_side_on_shared_out_threads_and_score_as_one_at_a_ti
     assert side_by_side.shape == (2, len(dataset.labels), len(dataset.class_names))
     assert np.allclose(side_by_side, one_at_a_time, atol=1e-5)
     assert not np.allclose(side_by_side[0], side_by_side[1])  # each row is its own member's
-    # three batches of five, each clip's probabilities in its own row: as every clip in one batch
+    # batches of 5, 5 and 2 clips, each clip's probabilities in its own row: as with every clip in one batch
     clips = collate_clips([ClipDataset(dataset, pipeline, train=False)[i] for i in range(len(dataset.labels))])
     rotations = turn_rotations(list(TEST_TURNS), dataset.skeleton.up_axis)
     for member, row in zip(members, side_by_side):
