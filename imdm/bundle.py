@@ -67,15 +67,15 @@ def frozen_logits(model: Recognizer, example: torch.Tensor) -> Callable[[torch.T
     ``torch.export`` and ``torch.compile``, but an exported program runs its operators from Python as the eager
     model does, and compiling takes tens of seconds a model, too long for a command that classifies a few clips.
     """
+    eager = RecognizerLogits(model).eval()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the input checks, fixed for a clip shape
-            traced = torch.jit.trace(RecognizerLogits(model).eval(), example, check_trace=False)
-            return torch.jit.freeze(traced)
+            return torch.jit.freeze(torch.jit.trace(eager, example, check_trace=False))
     except (AttributeError, RuntimeError) as error:
         logger.warning("classifying with the eager model: TorchScript tracing failed (%s)", error)
-        return lambda motion: model(motion).logits
+        return eager
 
 
 @dataclass
